@@ -1,0 +1,146 @@
+"""The command line — the whole CLI surface in one place.
+
+Exit codes are a contract (scripts act on them): 0 done, nothing failed · 1 done, some action
+failed (a refusal, a held mass-cancel, a record we could not read) · 2 configuration error ·
+3 Zoho unreachable or authentication failed · 4 another bookings-sync holds the state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+import structlog
+
+from bookings_sync import __version__, logs
+from bookings_sync import config as config_mod
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ZOHO, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+EPILOG = textwrap.dedent("""\
+    examples:
+      bookings-sync --config /etc/bookings-sync.toml --run-once          # one cycle, then exit
+      bookings-sync --config /etc/bookings-sync.toml --run-once --dry-run  # show the plan only
+      bookings-sync --config /etc/bookings-sync.toml                     # the daemon
+      bookings-sync sandbox --port 8765 --seed 20                        # a local fake Zoho
+
+    exit codes:
+      0  done; every action succeeded or there was nothing to do
+      1  done; some action failed (Bookings refused, mass-cancel held, unreadable record)
+      2  configuration error (one line on stderr names the file and key)
+      3  Zoho unreachable or authentication failed
+      4  another bookings-sync process holds the state directory
+
+    The config path may also come from $BOOKINGS_SYNC_CONFIG; secrets from $ZOHO_CLIENT_SECRET,
+    $ZOHO_REFRESH_TOKEN or systemd credentials. See config/bookings-sync.example.toml.
+""")
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("--config", "-c", metavar="PATH", default=default(None),
+                        help="TOML configuration (default: $BOOKINGS_SYNC_CONFIG)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=default(None),
+                        help="console (default on a TTY), logfmt (default otherwise) or json")
+    parser.add_argument("--log-file", metavar="PATH", default=default(None),
+                        help="append logs to PATH (reopened when logrotate moves it)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=default("info"), help="default: info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bookings-sync",
+        description="Follow Zoho CRM meeting changes back into Zoho Bookings: when staff move, "
+                    "cancel or close a booked meeting in CRM, the appointment follows — without "
+                    "CRM workflows. Without a command it runs the sync (daemon or --run-once).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bookings-sync {__version__}")
+    _common(parser, suppress=False)
+    parser.add_argument("--run-once", action="store_true",
+                        help="run one cycle and exit with its outcome (for timers and cron)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --run-once: print the plan; send no write call, change no state")
+    parser.add_argument("--allow-mass-cancel", action="store_true",
+                        help="send cancels the mass-cancel guard would hold back (deliberate bulk "
+                             "cancellations)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sandbox = sub.add_parser(
+        "sandbox", help="run the local Zoho sandbox (fake Accounts, CRM and Bookings)",
+        description="Serve a local HTTP sandbox that speaks Zoho's wire format, and print the "
+                    "[zoho] block to paste into a config.",
+        epilog="example:\n  bookings-sync sandbox --port 8765 --seed 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sandbox.add_argument("--port", type=int, default=8765, help="default: 8765 (0 = any free port)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    sandbox.add_argument("--seed", type=int, default=0, metavar="COUNT",
+                         help="create COUNT booking-linked meetings with their appointments")
+    _common(sandbox, suppress=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.log_format, level=args.log_level, log_file=args.log_file)
+    try:
+        if args.command == "sandbox":
+            from bookings_sync.sandbox import serve_forever_cli
+            return serve_forever_cli(args.port, args.seed, host=args.host)
+        if args.dry_run and not args.run_once:
+            parser.error("--dry-run goes with --run-once")
+        return _run(args)
+    except config_mod.ConfigError as exc:
+        print(f"bookings-sync: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args) -> int:
+    from bookings_sync.runtime import Runtime
+    from bookings_sync.store import StateCorrupt, StateLocked
+    from bookings_sync.zoho.errors import ZohoAuthError, ZohoError
+
+    log = structlog.get_logger("bookings_sync.cli")
+    config = config_mod.load(config_mod.config_path(args.config))
+    try:
+        runtime = Runtime(config)
+    except StateLocked as exc:
+        print(f"bookings-sync: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StateCorrupt as exc:
+        print(f"bookings-sync: {exc}; move it aside to start from a new baseline",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    with runtime:
+        if not args.run_once:
+            from bookings_sync.service import run_daemon
+            try:
+                return run_daemon(runtime)
+            except ZohoError as exc:
+                log.error("daemon.start_failed", error=str(exc),
+                          auth=isinstance(exc, ZohoAuthError) or None)
+                return EXIT_ZOHO
+        report = runtime.cycle.run(dry_run=args.dry_run, allow_mass_cancel=args.allow_mass_cancel)
+        if args.dry_run and report.plan is not None:
+            _print_plan(report.plan)
+        return report.exit_code
+
+
+def _print_plan(plan) -> None:
+    """Dry run: the plan on stdout, one line per action — for people and for grep."""
+    out = sys.stdout
+    if plan.baseline:
+        print(f"baseline: would record {len(plan.meetings)} booking-linked meetings, act on none",
+              file=out)
+    print(f"would update {len(plan.meetings)} snapshot rows; cursor -> {plan.cursor}", file=out)
+    for action in plan.actions:
+        held = f" (held: {action['held']})" if action.get("held") else ""
+        move = f" {action.get('old_start')} -> {action['start']}" if action["kind"] == "reschedule" else ""
+        print(f"would {action['kind']} booking {action['booking_id']} "
+              f"(meeting {action['meeting_id']}){move}{held}", file=out)
+    if not plan.actions:
+        print("no actions", file=out)

@@ -1,0 +1,229 @@
+"""The pure planner: snapshot + records → plan. No I/O, so these run in microseconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from bookings_sync.engine import planner
+from bookings_sync.engine.planner import MeetingRecord, PlannerSettings, normalize, plan
+from bookings_sync.zoho.timefmt import utc_iso
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SETTINGS = PlannerSettings(status_field="Meeting_Status",
+                           status_map={"Cancelled": "cancel", "Completed": "completed",
+                                       "No Show": "noshow"})
+
+
+class View:
+    """An in-memory snapshot with the store's read API (a real implementation, not a mock)."""
+
+    def __init__(self, meetings=(), pending=(), failures=()):
+        self.meetings = {m["id"]: m for m in meetings}
+        self._pending = {p["meeting_id"]: p for p in pending}
+        self.failures = {f["meeting_id"]: f for f in failures}
+
+    def meeting(self, meeting_id):
+        return self.meetings.get(meeting_id)
+
+    def pending(self):
+        return dict(self._pending)
+
+    def failure(self, meeting_id):
+        return self.failures.get(meeting_id)
+
+    def apply(self, result: planner.Plan):
+        for row in result.meetings:
+            self.meetings[row["id"]] = row
+        for action in result.actions:
+            self._pending[action["meeting_id"]] = action
+        for meeting_id in result.drop_pending:
+            self._pending.pop(meeting_id, None)
+
+
+def rec(mid="1001", start=T0, modified=NOW, created=None, status=None, booking="#AN-1"):
+    return MeetingRecord(id=mid, booking_id=booking, start=start,
+                         end=start + dt.timedelta(minutes=30),
+                         created=created or modified - dt.timedelta(days=1), modified=modified,
+                         status=status)
+
+
+def run(view, records, *, baseline=False, deleted=(), **kw):
+    result = plan(view, records, settings=kw.pop("settings", SETTINGS), baseline=baseline,
+                  now=NOW, cursor=None, deleted=deleted, **kw)
+    view.apply(result)
+    return result
+
+
+def test_baseline_records_everything_and_acts_on_nothing():
+    view = View()
+    result = run(view, [rec("1"), rec("2", status="Cancelled")], baseline=True)
+    assert len(result.meetings) == 2 and result.actions == []
+    assert result.cursor == utc_iso(NOW)
+
+
+def test_moved_meeting_is_rescheduled_to_the_new_instant():
+    view = View()
+    run(view, [rec()], baseline=True)
+    moved = T0 + dt.timedelta(hours=2)
+    result = run(view, [rec(start=moved, modified=NOW + dt.timedelta(minutes=1))])
+    [action] = result.actions
+    assert action["kind"] == "reschedule" and action["start"] == utc_iso(moved)
+    assert action["old_start"] == utc_iso(T0)
+
+
+def test_same_instant_in_another_offset_is_not_a_change():
+    view = View()
+    run(view, [rec()], baseline=True)
+    berlin = T0.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    result = run(view, [rec(start=berlin, modified=NOW + dt.timedelta(minutes=1))])
+    assert result.actions == []
+
+
+def test_overlap_window_repeats_cost_nothing():
+    view = View()
+    run(view, [rec()], baseline=True)
+    result = run(view, [rec()])            # the same record again (overlap)
+    assert result.meetings == [] and result.actions == []
+
+
+def test_two_edits_before_the_action_runs_become_one_action_to_the_latest_time():
+    view = View()
+    run(view, [rec()], baseline=True)
+    first, second = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=3)
+    run(view, [rec(start=first, modified=NOW + dt.timedelta(minutes=1))])
+    result = run(view, [rec(start=second, modified=NOW + dt.timedelta(minutes=2))])
+    assert [a["start"] for a in view.pending().values()] == [utc_iso(second)]
+    assert len(result.actions) == 1
+
+
+def test_two_versions_in_one_fetch_keep_the_latest():
+    view = View()
+    run(view, [rec()], baseline=True)
+    a, b = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)
+    result = run(view, [rec(start=b, modified=NOW + dt.timedelta(minutes=2)),
+                        rec(start=a, modified=NOW + dt.timedelta(minutes=1))])
+    assert [x["start"] for x in result.actions] == [utc_iso(b)]
+
+
+def test_new_meeting_untouched_since_creation_costs_no_bookings_call():
+    view = View()
+    run(view, [rec("1")], baseline=True)
+    fresh = rec("2", created=NOW, modified=NOW + dt.timedelta(seconds=3))
+    edited = rec("3", created=NOW - dt.timedelta(hours=1), modified=NOW)
+    result = run(view, [fresh, edited])
+    assert [a["meeting_id"] for a in result.actions] == ["3"]
+
+
+def test_move_then_cancel_in_one_interval_is_only_a_cancel():
+    view = View()
+    run(view, [rec()], baseline=True)
+    result = run(view, [rec(start=T0 + dt.timedelta(hours=1), status="Cancelled",
+                            modified=NOW + dt.timedelta(minutes=1))])
+    assert [a["kind"] for a in result.actions] == ["cancel"]
+
+
+def test_cancel_then_uncancel_before_it_ran_is_nothing():
+    view = View()
+    run(view, [rec(status="Scheduled")], baseline=True)
+    run(view, [rec(status="Cancelled", modified=NOW + dt.timedelta(minutes=1))])
+    result = run(view, [rec(status="Scheduled", modified=NOW + dt.timedelta(minutes=2))])
+    assert result.actions == [] and result.drop_pending == ["1001"]
+    assert view.pending() == {}
+
+
+def test_same_status_seen_again_is_no_action():
+    view = View()
+    run(view, [rec(status="Scheduled")], baseline=True)
+    first = run(view, [rec(status="Completed", modified=NOW + dt.timedelta(minutes=1))])
+    again = run(view, [rec(status="Completed", modified=NOW + dt.timedelta(minutes=2))])
+    assert [a["kind"] for a in first.actions] == ["completed"] and again.actions == []
+
+
+def test_deleted_meeting_is_cancelled_or_ignored_by_config():
+    deleted = [{"id": "1001", "deleted_time": utc_iso(NOW)}]
+    view = View()
+    run(view, [rec()], baseline=True)
+    assert [a["kind"] for a in run(view, [], deleted=deleted).actions] == ["cancel"]
+    assert run(view, [], deleted=deleted).actions == []      # seen again: already handled
+    ignore = View()
+    run(ignore, [rec()], baseline=True)
+    quiet = PlannerSettings(booking_id_field="BookingId", on_delete="ignore")
+    assert run(ignore, [], deleted=deleted, settings=quiet).actions == []
+
+
+def test_mass_cancel_is_held_not_sent():
+    view = View()
+    run(view, [rec(str(i)) for i in range(1, 21)], baseline=True)
+    deleted = [{"id": str(i), "deleted_time": utc_iso(NOW)} for i in range(1, 17)]
+    result = run(view, [], deleted=deleted, upcoming_count=lambda: 20)
+    assert result.held == 16 and all(a.get("held") for a in result.actions)
+    assert any(n.event == "guard.mass_cancel" for n in result.notes)
+    allowed = View()
+    run(allowed, [rec(str(i)) for i in range(1, 21)], baseline=True)
+    result = run(allowed, [], deleted=deleted, upcoming_count=lambda: 20, allow_mass_cancel=True)
+    assert result.held == 0 and len(result.actions) == 16
+
+
+def test_a_few_cancels_in_a_small_shop_pass_the_floor():
+    view = View()
+    run(view, [rec(str(i)) for i in range(1, 5)], baseline=True)
+    deleted = [{"id": str(i), "deleted_time": utc_iso(NOW)} for i in range(1, 4)]
+    result = run(view, [], deleted=deleted, upcoming_count=lambda: 4)
+    assert result.held == 0 and len(result.actions) == 3
+
+
+def test_new_action_clears_an_old_refusal():
+    view = View(failures=[{"meeting_id": "1001", "reason": "slot taken"}])
+    run(view, [rec()], baseline=True)
+    result = run(view, [rec(start=T0 + dt.timedelta(hours=5), modified=NOW + dt.timedelta(minutes=1))])
+    assert result.clear_failures == ["1001"]
+
+
+def test_normalize_reads_offsets_and_skips_unlinked():
+    raw = {"id": "4876876000000412345", "Start_DateTime": "2026-03-08T10:00:00+05:30",
+           "End_DateTime": "2026-03-08T10:30:00+05:30", "Modified_Time": "2026-03-01T10:00:00+01:00",
+           "Created_Time": "2026-03-01T09:00:00+01:00", "BookingId": "#AN-00014"}
+    record = normalize(raw, PlannerSettings())
+    assert record.start == dt.datetime(2026, 3, 8, 4, 30, tzinfo=UTC)
+    assert normalize(dict(raw, BookingId=None), PlannerSettings()) is None
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("Start_DateTime", "2026-03-08 10:00", "Start_DateTime"),
+    ("Start_DateTime", "2026-03-08T10:00:00", "without a UTC offset"),
+    ("Modified_Time", None, "Modified_Time is missing"),
+    ("id", "abc", "not a numeric string"),
+])
+def test_normalize_names_the_record_and_field_of_bad_input(field, value, needle):
+    raw = {"id": "1", "Start_DateTime": "2026-03-08T10:00:00+05:30",
+           "Modified_Time": "2026-03-01T10:00:00+01:00", "BookingId": "#AN-1", field: value}
+    with pytest.raises(planner.RecordError, match=needle):
+        normalize(raw, PlannerSettings())
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-48, 48)), min_size=1, max_size=30))
+def test_any_edit_sequence_ends_with_one_pending_action_per_meeting_at_its_latest_start(edits):
+    """Whatever the order of edits over cycles, each meeting has at most one pending action,
+    targeting the latest CRM start, and replaying the same records plans nothing."""
+    view = View()
+    ids = [str(1000 + i) for i in range(4)]
+    run(view, [rec(m) for m in ids], baseline=True)
+    latest = {m: T0 for m in ids}
+    for step, (who, hours) in enumerate(edits, start=1):
+        start = T0 + dt.timedelta(hours=hours)
+        record = rec(ids[who], start=start, modified=NOW + dt.timedelta(seconds=step))
+        run(view, [record])
+        latest[ids[who]] = start
+        assert run(view, [record]).actions == []          # replay: nothing new
+    pending = view.pending()
+    for meeting_id, action in pending.items():
+        assert action["start"] == utc_iso(latest[meeting_id])
+    for meeting_id in ids:
+        if latest[meeting_id] != T0:
+            assert meeting_id in pending
