@@ -78,6 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=0, metavar="COUNT",
                          help="create COUNT booking-linked meetings with their appointments")
     _common(sandbox, suppress=True)
+
+    status = sub.add_parser(
+        "status", help="show cursor, last cycle, pending actions and failures (read-only)",
+        description="Show what the daemon knows: cursor, last cycle, meetings tracked, pending "
+                    "actions and failures with Zoho's reason and age. Safe while the daemon runs.",
+        epilog="examples:\n  bookings-sync -c /etc/bookings-sync.toml status\n"
+               "  bookings-sync -c /etc/bookings-sync.toml status --json | jq '.failures'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(status, suppress=True)
+
+    check = sub.add_parser(
+        "check", help="check config, credentials, CRM field and Bookings access (run this first)",
+        description="A checklist for a new setup: configuration valid; token refresh works; the "
+                    "CRM Meetings module is readable and the booking-id field exists; the "
+                    "Bookings API answers. Exit 0 only when every line is ✓.",
+        epilog="example:\n  bookings-sync --config /etc/bookings-sync.toml check",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(check, suppress=True)
+
+    retry = sub.add_parser(
+        "retry", help="re-queue recorded failures (all, or the given meeting ids)",
+        description="Re-queue failures recorded by earlier cycles and release cancels held by "
+                    "the mass-cancel guard; they run at the next cycle. With a daemon running, "
+                    "the request is handed to it.",
+        epilog="examples:\n  bookings-sync -c /etc/bookings-sync.toml retry\n"
+               "  bookings-sync -c /etc/bookings-sync.toml retry 4876876000000412345",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    retry.add_argument("meeting_ids", nargs="*", metavar="MEETING_ID")
+    _common(retry, suppress=True)
     return parser
 
 
@@ -89,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sandbox":
             from bookings_sync.sandbox import serve_forever_cli
             return serve_forever_cli(args.port, args.seed, host=args.host)
+        if args.command in ("status", "retry"):
+            from bookings_sync import ops
+            config = config_mod.load(config_mod.config_path(args.config), check_state_dir=False)
+            if args.command == "status":
+                return ops.status_command(config.sync.state_dir, as_json=args.json)
+            return ops.retry_command(config.sync.state_dir, args.meeting_ids)
+        if args.command == "check":
+            from bookings_sync import checks
+            return checks.check_command(config_mod.config_path(args.config))
         if args.dry_run and not args.run_once:
             parser.error("--dry-run goes with --run-once")
         return _run(args)

@@ -17,6 +17,7 @@ from typing import Callable
 import structlog
 
 from bookings_sync.config import Config
+from bookings_sync.ops import take_retry_requests
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.crm import CrmClient
 from bookings_sync.zoho.errors import ZohoAuthError, ZohoError, ZohoUnreachable
@@ -101,6 +102,8 @@ class Cycle:
         store, sync = self.store, self.config.sync
         now = self.clock()
         report.baseline = store.is_new
+        if not dry_run and take_retry_requests(store):
+            log.info("retry.requested", pending=store.pending_count())
         records, bad = self._fetch(store.cursor)
         deleted = self._fetch_deleted(store.meta().get("deleted_cursor"))
         report.fetched = len(records) + len(bad)

@@ -1,0 +1,110 @@
+"""``bookings-sync check`` — the checklist a new user runs first.
+
+Each line is ✓ or ✗ with a hint that names the likely cause. It stops at the first failure that
+makes the rest meaningless (no token → no API checks). It costs at most one token request (none
+when the cache holds a valid token), one CRM call and one Bookings call, and never touches the
+snapshot, so it is safe beside a running daemon.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+from bookings_sync import config as config_mod
+from bookings_sync import logs
+from bookings_sync.zoho.auth import TokenProvider
+from bookings_sync.zoho.bookings import BookingsClient
+from bookings_sync.zoho.crm import CrmClient
+from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
+from bookings_sync.zoho.http import ZohoHttp, make_session
+
+# A booking id that cannot exist: Bookings answers it with a business refusal, which proves the
+# API, the token and the scope work without touching a real appointment.
+PROBE_BOOKING_ID = "#bookings-sync-check"
+
+
+class Checklist:
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self.failed = 0
+
+    def ok(self, text: str) -> None:
+        print(f"✓ {text}", file=self.out)
+
+    def fail(self, text: str, hint: str) -> None:
+        self.failed += 1
+        print(f"✗ {text}\n    hint: {hint}", file=self.out)
+
+
+def check_command(path: Path, out=sys.stdout) -> int:
+    checks = Checklist(out)
+    try:
+        config = config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        checks.fail(f"configuration: {exc}",
+                    "fix the key named above; config/bookings-sync.example.toml documents each one")
+        return 2
+    zoho = config.zoho
+    checks.ok(f"configuration {path} is valid (data center {zoho.data_center}; state dir "
+              f"{config.sync.state_dir} writable)")
+    logs.redactor.add(zoho.client_secret)
+    logs.redactor.add(zoho.refresh_token)
+
+    session = make_session()
+    tokens = TokenProvider(session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
+                           zoho.refresh_token, cache_path=config.token_cache_path)
+    http = ZohoHttp(tokens, session, timeout=(10.0, zoho.timeout))
+    try:
+        tokens.token()
+        checks.ok(f"token refresh works: {zoho.accounts_url} answered for data center "
+                  f"{zoho.data_center}")
+    except ZohoAuthError as exc:
+        hint = {
+            "invalid_client": f"client_id/client_secret are wrong, or the client belongs to "
+                              f"another data center than {zoho.data_center!r} "
+                              f"(try the data center where you created it)",
+            "invalid_code": "the refresh token is wrong, revoked or for another client: "
+                            "generate a new one in the API console",
+        }.get(exc.code, "see the message above")
+        checks.fail(f"token refresh at {zoho.accounts_url}: {exc}", hint)
+        return 1
+    except ZohoError as exc:
+        checks.fail(f"token refresh at {zoho.accounts_url}: {exc}",
+                    "is the host reachable from here (DNS, proxy, firewall)?")
+        return 3
+
+    crm = CrmClient(http, zoho.api_url, version=zoho.crm_api_version)
+    try:
+        fields = crm.fields()
+        names = {f.get("api_name") for f in fields}
+        checks.ok(f"CRM Meetings (Events) readable at {zoho.api_url}: {len(fields)} fields")
+        for key, field in (("booking_id_field", config.crm.booking_id_field),
+                           ("status_field", config.crm.status_field)):
+            if not field:
+                continue
+            if field in names:
+                checks.ok(f"[crm] {key} = {field!r} exists on Meetings")
+            else:
+                close = difflib.get_close_matches(field, [n for n in names if n], n=3)
+                checks.fail(f"[crm] {key} = {field!r} is not a Meetings field",
+                            f"did you mean {', '.join(map(repr, close))}?" if close else
+                            "Setup → Modules and Fields → Meetings lists the API names")
+    except ZohoError as exc:
+        checks.fail(f"CRM Meetings (Events) at {zoho.api_url}: {exc}",
+                    "the token needs scopes ZohoCRM.modules.events.ALL and "
+                    "ZohoCRM.settings.fields.READ")
+
+    bookings = BookingsClient(http, zoho.api_url)
+    try:
+        bookings.get(PROBE_BOOKING_ID)
+        checks.ok("Bookings API answers")
+    except BookingsRefused:
+        checks.ok("Bookings API answers (probe id correctly unknown)")
+    except ZohoError as exc:
+        checks.fail(f"Bookings API at {zoho.api_url}: {exc}",
+                    "the token needs scope zohobookings.data.CREATE, and the Bookings org must "
+                    "be in the same data center")
+    session.close()
+    return 0 if not checks.failed else 1
