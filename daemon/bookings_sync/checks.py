@@ -54,7 +54,8 @@ def check_command(path: Path, out=sys.stdout) -> int:
 
     session = make_session()
     tokens = TokenProvider(session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
-                           zoho.refresh_token, cache_path=config.token_cache_path)
+                           zoho.refresh_token, cache_path=config.token_cache_path,
+                           on_token=logs.redactor.add)
     http = ZohoHttp(tokens, session, timeout=(10.0, zoho.timeout))
     try:
         tokens.token()

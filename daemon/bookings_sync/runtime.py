@@ -31,7 +31,8 @@ class Runtime:
             self.session = make_session()
             self.tokens = TokenProvider(
                 self.session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
-                zoho.refresh_token, cache_path=config.token_cache_path)
+                zoho.refresh_token, cache_path=config.token_cache_path,
+                on_token=logs.redactor.add)
             self.http = ZohoHttp(self.tokens, self.session, timeout=(10.0, zoho.timeout))
             self.crm = CrmClient(self.http, zoho.api_url, version=zoho.crm_api_version)
             self.bookings = BookingsClient(self.http, zoho.api_url)

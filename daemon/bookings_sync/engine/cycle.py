@@ -20,7 +20,7 @@ from bookings_sync.config import Config
 from bookings_sync.ops import take_retry_requests
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.crm import CrmClient
-from bookings_sync.zoho.errors import ZohoAuthError, ZohoError, ZohoUnreachable
+from bookings_sync.zoho.errors import ZohoError
 from bookings_sync.zoho.timefmt import from_utc_iso, utc_iso
 
 from . import planner
@@ -87,9 +87,11 @@ class Cycle:
         log.info("cycle.start", cursor=self.store.cursor, dry_run=dry_run or None)
         try:
             self._run(report, dry_run=dry_run, allow_mass_cancel=allow_mass_cancel)
-        except (ZohoUnreachable, ZohoAuthError) as exc:
+        except ZohoError as exc:
+            # Unreachable, auth refused, or an API error on the CRM read (scope, permission):
+            # nothing was committed past what is safe; the next cycle starts from the same cursor.
             report.exit_code, report.error = ZOHO_DOWN, str(exc)
-            log.error("cycle.zoho_error", error=str(exc))
+            log.error("cycle.zoho_error", error=str(exc), kind=type(exc).__name__)
         finally:
             report.duration = time.monotonic() - started
             report.calls = self.call_counter() - calls_before

@@ -1,0 +1,155 @@
+"""Access tokens from Zoho Accounts (refresh-token grant), minted rarely and shared.
+
+Zoho lets one refresh token mint at most 10 access tokens per 10 minutes, and a token lives an
+hour. So a token is reused until ``refresh_margin`` before it expires — across threads (a lock)
+and across ``--run-once`` processes (a 0600 cache file in the state directory, written
+atomically, keyed by a fingerprint of accounts URL, client id and refresh token so a changed
+config never reuses a stale token). After an API says INVALID_TOKEN, :meth:`invalidate` drops
+exactly that token; a thread that arrives later with the same stale token does not refresh again.
+
+Secrets go in the POST body, never the URL (URLs end up in logs and exception texts). Failures
+become :class:`ZohoAuthError` with Zoho's error code and a hint, never with a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import requests
+import structlog
+
+from .errors import ZohoAuthError, ZohoPayloadError, ZohoUnreachable
+
+log = structlog.get_logger("bookings_sync.zoho.auth")
+
+HINTS = {
+    "invalid_client": "client_id or client_secret is wrong, or belongs to another data center "
+                      "(a wrong data center is a common cause)",
+    "invalid_code": "the refresh token is wrong, revoked, or was issued to another client",
+    "Access Denied": "too many token requests: Zoho allows 10 access tokens per 10 minutes per "
+                     "refresh token",
+}
+
+
+class TokenProvider:
+    def __init__(self, session: requests.Session, accounts_url: str, client_id: str,
+                 client_secret: str, refresh_token: str, cache_path: Path | None = None,
+                 refresh_margin: float = 300.0, clock: Callable[[], float] = time.time,
+                 timeout: tuple[float, float] = (10.0, 30.0),
+                 on_token: Callable[[str], None] | None = None):
+        self._session = session
+        self._url = accounts_url.rstrip("/") + "/oauth/v2/token"
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._cache_path = Path(cache_path) if cache_path else None
+        self._margin = refresh_margin
+        self._clock = clock
+        self._timeout = timeout
+        self._on_token = on_token or (lambda token: None)
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self.api_domain: str | None = None
+        self.refreshes = 0
+        self._fingerprint = hashlib.sha256(
+            "\0".join((self._url, client_id, refresh_token)).encode()).hexdigest()
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token and self._clock() < self._expires_at - self._margin:
+                return self._token
+            if self._load_cache():
+                return self._token
+            return self._refresh()
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` (rejected by an API). A no-op if it was already replaced."""
+        with self._lock:
+            if self._token == token:
+                self._token, self._expires_at = None, 0.0
+                if self._cache_path:
+                    self._cache_path.unlink(missing_ok=True)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _refresh(self) -> str:
+        form = {"grant_type": "refresh_token", "client_id": self._client_id,
+                "client_secret": self._client_secret, "refresh_token": self._refresh_token}
+        self.refreshes += 1
+        try:
+            response = self._session.post(self._url, data=form, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise ZohoUnreachable(f"Zoho Accounts at {self._url} unreachable "
+                                  f"({type(exc).__name__})", code="UNREACHABLE") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ZohoUnreachable(f"Zoho Accounts answered HTTP {response.status_code}",
+                                  status_code=response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            raise ZohoPayloadError(f"Zoho Accounts answered HTTP {response.status_code} with "
+                                   f"a non-JSON body", status_code=response.status_code) from None
+        if not isinstance(body, dict):
+            raise ZohoPayloadError("Zoho Accounts answered with a non-object JSON body")
+        error = body.get("error")
+        if error or "access_token" not in body:
+            code = str(error or "no_access_token")
+            hint = HINTS.get(code, body.get("error_description") or "")
+            message = f"token refresh refused: {code}" + (f" — {hint}" if hint else "")
+            raise ZohoAuthError(message, code=code, status_code=response.status_code)
+        token = str(body["access_token"])
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._on_token(token)
+        self._token, self._expires_at = token, self._clock() + lifetime
+        self.api_domain = body.get("api_domain")
+        log.info("zoho.token_refreshed", expires_in=int(lifetime))
+        self._save_cache()
+        return token
+
+    def _load_cache(self) -> bool:
+        if not self._cache_path:
+            return False
+        try:
+            data = json.loads(self._cache_path.read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(data, dict) or data.get("fingerprint") != self._fingerprint:
+            return False
+        token, expires_at = data.get("access_token"), data.get("expires_at", 0)
+        if not isinstance(token, str) or not isinstance(expires_at, (int, float)):
+            return False
+        if self._clock() >= expires_at - self._margin:
+            return False
+        self._on_token(token)
+        self._token, self._expires_at = token, float(expires_at)
+        return True
+
+    def _save_cache(self) -> None:
+        if not self._cache_path:
+            return
+        payload = json.dumps({"fingerprint": self._fingerprint, "access_token": self._token,
+                              "expires_at": self._expires_at}).encode()
+        tmp = self._cache_path.with_name(f".{self._cache_path.name}.tmp-{os.getpid()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)   # in case the file pre-existed with a wider mode
+            os.replace(tmp, self._cache_path)
+        except OSError as exc:
+            # Not fatal: the next process refreshes once more. Say so; never say the token.
+            log.warning("zoho.token_cache_unwritable", path=str(self._cache_path),
+                        error=exc.strerror)
+            tmp.unlink(missing_ok=True)

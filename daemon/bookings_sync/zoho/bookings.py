@@ -1,0 +1,118 @@
+"""Zoho Bookings appointments: read one, reschedule it, close it (cancel/completed/no-show), book.
+
+Envelope: ``{"response": {"returnvalue": {...}, "status": "success"}}``. Bookings refuses business
+requests (slot taken, time in the past, appointment closed, unknown id) with HTTP 200 and one of
+three shapes, all handled (public clients disagree on which one Zoho uses):
+``returnvalue.status == "failure"`` + ``returnvalue.message``; ``response.status == "failure"`` +
+``response.errormessage``; ``response.status != "success"`` + ``response.message``. Those become
+:class:`BookingsRefused` with Zoho's own text. Times are ``dd-MMM-yyyy HH:mm:ss`` wall time in
+the appointment's ``time_zone``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+from .errors import BookingsRefused, ZohoPayloadError
+from .http import ZohoHttp
+from .timefmt import TimeFormatError, parse_bookings_time, zone
+
+STATUS_ACTIONS = ("completed", "cancel", "noshow")
+
+
+@dataclasses.dataclass(frozen=True)
+class Appointment:
+    booking_id: str
+    status: str                 # lower-case, e.g. "upcoming", "cancel", "completed"
+    start_text: str             # as Bookings wrote it: dd-MMM-yyyy HH:mm:ss in time_zone
+    time_zone: str
+    start: dt.datetime          # aware UTC
+    staff_id: str | None
+    customer_time_zone: str | None
+    customer_start_text: str | None
+    raw: dict = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_returnvalue(cls, value: dict, booking_id: str) -> "Appointment":
+        def need(key: str) -> str:
+            item = value.get(key)
+            if item in (None, ""):
+                raise ZohoPayloadError(f"Bookings appointment {booking_id}: reply has no {key!r}")
+            return str(item)
+
+        start_text, time_zone = need("start_time"), need("time_zone")
+        try:
+            zone(time_zone)
+            start = parse_bookings_time(start_text, time_zone)
+        except TimeFormatError as exc:
+            raise ZohoPayloadError(f"Bookings appointment {booking_id}: {exc}") from None
+        return cls(
+            booking_id=str(value.get("booking_id") or booking_id),
+            status=str(value.get("status") or "").strip().lower(),
+            start_text=start_text, time_zone=time_zone, start=start,
+            staff_id=str(value["staff_id"]) if value.get("staff_id") is not None else None,
+            customer_time_zone=value.get("customer_booking_time_zone"),
+            customer_start_text=value.get("customer_booking_start_time"),
+            raw=value)
+
+
+class BookingsClient:
+    def __init__(self, http: ZohoHttp, api_url: str):
+        self.http = http
+        self.base = f"{api_url.rstrip('/')}/bookings/v1/json"
+
+    def get(self, booking_id: str) -> Appointment:
+        # requests URL-encodes params, so the '#' of "#AN-00014" travels as %23.
+        value = self._call("GET", "getappointment", booking_id, params={"booking_id": booking_id})
+        return Appointment.from_returnvalue(value, booking_id)
+
+    def reschedule(self, booking_id: str, start_time: str, staff_id: str | None = None) -> dict:
+        """Move the appointment; ``start_time`` is wall time in its ``time_zone``. Returns
+        Bookings' returnvalue (the appointment as it is now)."""
+        form = {"booking_id": booking_id, "start_time": start_time}
+        if staff_id:
+            form["staff_id"] = staff_id
+        return self._call("POST", "rescheduleappointment", booking_id, data=form)
+
+    def update_status(self, booking_id: str, action: str) -> dict:
+        if action not in STATUS_ACTIONS:
+            raise ValueError(f"unknown Bookings action {action!r} (one of {STATUS_ACTIONS})")
+        return self._call("POST", "updateappointment", booking_id,
+                          data={"booking_id": booking_id, "action": action})
+
+    def book(self, service_id: str, staff_id: str, from_time: str, customer: dict,
+             time_zone: str | None = None) -> str:
+        form = {"service_id": service_id, "staff_id": staff_id, "from_time": from_time,
+                "customer_details": json.dumps(customer)}
+        if time_zone:
+            form["time_zone"] = time_zone
+        value = self._call("POST", "appointment", "(new)", data=form)
+        booking_id = value.get("booking_id")
+        if not booking_id:
+            raise ZohoPayloadError("Bookings book: reply has no booking_id")
+        return str(booking_id)
+
+    def _call(self, method: str, verb: str, booking_id: str, *, params=None, data=None) -> dict:
+        response = self.http.request("bookings", method, f"{self.base}/{verb}", params=params,
+                                     data=data)
+        try:
+            body = response.json()
+        except ValueError:
+            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply is not JSON "
+                                   f"(HTTP {response.status_code})") from None
+        envelope = body.get("response") if isinstance(body, dict) else None
+        if not isinstance(envelope, dict):
+            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply has no 'response' object")
+        value = envelope.get("returnvalue")
+        status = str(envelope.get("status", "")).lower()
+        if status != "success":
+            message = (envelope.get("errormessage") or envelope.get("message")
+                       or (value.get("message") if isinstance(value, dict) else None))
+            raise BookingsRefused(f"{message or 'request failed'}", code=verb)
+        if not isinstance(value, dict):
+            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply has no returnvalue")
+        if str(value.get("status", "")).lower() == "failure":
+            raise BookingsRefused(str(value.get("message") or "request failed"), code=verb)
+        return value

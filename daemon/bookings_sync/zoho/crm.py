@@ -1,0 +1,173 @@
+"""Zoho CRM Meetings (module ``Events``): list what changed, list what was deleted, read the field
+list, update a meeting.
+
+**Keyset paging.** Plain offset paging (page=1, 2, …) skips a record when another one is edited
+between two page requests: the edited record jumps to the end of a ``Modified_Time`` ordering and
+everything behind it moves up one slot. So after each full page the next request starts again at
+page 1 with ``If-Modified-Since`` = the last record's ``Modified_Time`` minus one second; records
+of that second come again and the caller drops them by (id, Modified_Time). Only when that would
+not advance — the whole page shares one second, e.g. a bulk update of hundreds of meetings — do
+we step to page 2, 3 … under the same ``If-Modified-Since``, and past 2,000 records
+(``page × per_page``) continue with Zoho's ``page_token``. 204 (and 304) mean "nothing".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterator, Sequence
+
+from .errors import ZohoApiError, ZohoPayloadError
+from .http import ZohoHttp
+from .timefmt import TimeFormatError, format_crm_datetime, parse_crm_datetime
+
+MAX_OFFSET_RECORDS = 2000          # page × per_page reachable without a page_token
+NO_CONTENT = (204, 304)
+
+
+class CrmClient:
+    def __init__(self, http: ZohoHttp, api_url: str, *, version: str = "v8",
+                 module: str = "Events"):
+        self.http = http
+        self.base = f"{api_url.rstrip('/')}/crm/{version}"
+        self.module = module
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def iter_modified(self, since: dt.datetime | None, fields: Sequence[str],
+                      per_page: int = 200) -> Iterator[list[dict]]:
+        """Pages of records modified after ``since`` (all records when None), oldest first."""
+        names = list(dict.fromkeys(["id", "Modified_Time", *fields]))
+        params = {"fields": ",".join(names), "sort_by": "Modified_Time", "sort_order": "asc",
+                  "per_page": per_page}
+        yield from self._keyset(f"{self.base}/{self.module}", params, since, per_page,
+                                stamp_field="Modified_Time")
+
+    def iter_deleted(self, since: dt.datetime | None, per_page: int = 200) -> Iterator[list[dict]]:
+        """Pages of deleted-record entries (``id``, ``deleted_time`` …) since ``since``.
+
+        Zoho sorts this list by deletion time, newest first, and offers no sort parameter, so
+        keyset paging does not apply: plain pages, then ``page_token`` past 2,000.
+        """
+        params = {"type": "all", "per_page": per_page}
+        yield from self._pages(f"{self.base}/{self.module}/deleted", params, since, per_page)
+
+    def fields(self) -> list[dict]:
+        response = self.http.request("crm", "GET", f"{self.base}/settings/fields",
+                                     params={"module": self.module})
+        if response.status_code in NO_CONTENT:
+            return []
+        body = _body(response, "settings/fields")
+        fields = body.get("fields")
+        if not isinstance(fields, list):
+            raise ZohoPayloadError("GET settings/fields: reply has no 'fields' list")
+        return fields
+
+    def get_meeting(self, meeting_id: str, fields: Sequence[str]) -> dict | None:
+        response = self.http.request("crm", "GET", f"{self.base}/{self.module}/{meeting_id}",
+                                     params={"fields": ",".join(["id", *fields])})
+        if response.status_code in NO_CONTENT:
+            return None
+        data = _body(response, f"{self.module}/{meeting_id}").get("data") or []
+        return data[0] if data else None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def update_meeting(self, meeting_id: str, values: dict) -> dict:
+        """PUT one record; returns Zoho's ``details`` (id, Modified_Time …)."""
+        record = {"id": meeting_id}
+        for key, value in values.items():
+            record[key] = format_crm_datetime(value) if isinstance(value, dt.datetime) else value
+        response = self.http.request("crm", "PUT", f"{self.base}/{self.module}",
+                                     json={"data": [record]})
+        [result] = _results(response, f"PUT {self.module}")
+        if result.get("status") != "success":
+            raise ZohoApiError(f"PUT {self.module} {meeting_id}: {result.get('message')}",
+                               code=str(result.get("code", "")), details=result.get("details"))
+        return result.get("details") or {}
+
+    def cancel_meeting(self, meeting_id: str, *, send_cancelling_mail: bool = False) -> None:
+        response = self.http.request(
+            "crm", "POST", f"{self.base}/{self.module}/{meeting_id}/actions/cancel",
+            json={"data": [{"send_cancelling_mail": send_cancelling_mail}]})
+        [result] = _results(response, f"cancel {meeting_id}")
+        if result.get("status") != "success":
+            raise ZohoApiError(f"cancel meeting {meeting_id}: {result.get('message')}",
+                               code=str(result.get("code", "")), details=result.get("details"))
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _list(self, url: str, params: dict, since: dt.datetime | None) -> tuple[list, dict]:
+        headers = {"If-Modified-Since": format_crm_datetime(since)} if since else None
+        response = self.http.request("crm", "GET", url, params=params, headers=headers)
+        if response.status_code in NO_CONTENT:
+            return [], {}
+        body = _body(response, url.rsplit("/crm/", 1)[-1])
+        data, info = body.get("data"), body.get("info") or {}
+        if not isinstance(data, list) or not isinstance(info, dict):
+            raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: reply lacks data/info")
+        return data, info
+
+    def _keyset(self, url: str, base: dict, since: dt.datetime | None, per_page: int,
+                stamp_field: str) -> Iterator[list[dict]]:
+        page, token = 1, None
+        while True:
+            params = dict(base, **({"page_token": token} if token else {"page": page}))
+            data, info = self._list(url, params, since)
+            if data:
+                yield data
+            if not data or not info.get("more_records"):
+                return
+            last = _stamp(data[-1], stamp_field)
+            restart = last - dt.timedelta(seconds=1)
+            if since is None or restart > since:
+                since, page, token = restart, 1, None       # keyset step: immune to shifts
+            elif (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
+                page += 1                                    # a crowded second: step inside it
+            else:
+                token = info.get("next_page_token")
+                if not token:
+                    raise ZohoPayloadError(f"GET {self.module}: more_records without "
+                                           f"next_page_token past {MAX_OFFSET_RECORDS} records")
+
+    def _pages(self, url: str, base: dict, since: dt.datetime | None,
+               per_page: int) -> Iterator[list[dict]]:
+        page, token = 1, None
+        while True:
+            params = dict(base, **({"page_token": token} if token else {"page": page}))
+            data, info = self._list(url, params, since)
+            if data:
+                yield data
+            if not data or not info.get("more_records"):
+                return
+            if (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
+                page += 1
+            else:
+                token = info.get("next_page_token")
+                if not token:
+                    raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: more_records "
+                                           f"without next_page_token")
+
+
+def _stamp(record: dict, field: str) -> dt.datetime:
+    try:
+        return parse_crm_datetime(record.get(field))
+    except TimeFormatError as exc:
+        raise ZohoPayloadError(f"CRM record {record.get('id')!r}: {field}: {exc}") from None
+
+
+def _body(response, what: str) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        raise ZohoPayloadError(f"GET {what}: reply is not JSON") from None
+    if not isinstance(body, dict):
+        raise ZohoPayloadError(f"GET {what}: reply is not a JSON object")
+    return body
+
+
+def _results(response, what: str) -> list[dict]:
+    body = _body(response, what)
+    data = body.get("data")
+    if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
+        raise ZohoPayloadError(f"{what}: reply lacks one per-record result")
+    return data
