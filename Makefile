@@ -19,10 +19,10 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m bookings_sync_bench
+	$(PY) bench/bench.py
 
 soak: $(STAMP)
-	$(PY) -m bookings_sync_bench.soak
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results.json

@@ -45,6 +45,8 @@ class CycleReport:
     held: int = 0
     calls: Counter = dataclasses.field(default_factory=Counter)
     duration: float = 0.0
+    cpu: float = 0.0                  # CPU seconds of this process during the cycle
+    store_writes: int = 0
     error: str = ""
     plan: planner.Plan | None = None
 
@@ -56,7 +58,8 @@ class CycleReport:
             "planned": self.planned, "held": self.held, **dict(self.outcomes),
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
-            "duration_ms": round(self.duration * 1000), "error": self.error,
+            "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
+            "store_writes": self.store_writes, "error": self.error,
         }
 
 
@@ -82,7 +85,8 @@ class Cycle:
 
     def run(self, *, dry_run: bool = False, allow_mass_cancel: bool = False) -> CycleReport:
         report = CycleReport()
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
+        writes_before = self.store.writes
         calls_before = self.call_counter().copy()
         log.info("cycle.start", cursor=self.store.cursor, dry_run=dry_run or None)
         try:
@@ -94,6 +98,8 @@ class Cycle:
             log.error("cycle.zoho_error", error=str(exc), kind=type(exc).__name__)
         finally:
             report.duration = time.monotonic() - started
+            report.cpu = time.process_time() - cpu_started
+            report.store_writes = self.store.writes - writes_before
             report.calls = self.call_counter() - calls_before
         if not dry_run:
             self._record_cycle(report)
