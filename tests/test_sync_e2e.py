@@ -177,7 +177,7 @@ def test_250_meetings_sharing_one_modified_second(tmp_path):
     clock = FrozenClock(NOW)
     with Sandbox(clock=clock) as sb:
         pairs = [sb.book(start=future(3, hour=0) + dt.timedelta(minutes=30 * i),
-                         time_zone="Asia/Kolkata") for i in range(250)]
+                         time_zone="Asia/Kolkata", staff_id=f"s{i}") for i in range(250)]
         config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
         assert run_once(config).code == 0
         clock.advance(60)

@@ -6,8 +6,9 @@ rows to write, the actions to record as pending, and the new cursor. The executo
 plan; the cycle commits both in one atomic write. Rules (README "How it decides"):
 
 - Baseline: with an empty store every booking-linked meeting is recorded, none acted on.
-- A stale or repeated record (Modified_Time not newer than the snapshot's) changes nothing — this
-  is what makes the cursor's overlap window free.
+- A stale or repeated record (older Modified_Time, or the same one with the same content) changes
+  nothing — this is what makes the cursor's overlap window free. Two edits within one second
+  share a Modified_Time, so an equal stamp with a different start is still a change.
 - A meeting whose start instant moved → ``reschedule`` to the new instant. Instants, not strings:
   two CRM users see one meeting with different offsets.
 - A status value mapped to a Bookings action (cancelled, completed, no-show) or a deletion →
@@ -170,8 +171,6 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
         if result.cursor is None or modified > result.cursor:
             result.cursor = modified
         snap = view.meeting(record.id)
-        if snap is not None and modified <= snap.get("modified", ""):
-            continue   # the overlap window showed us a record we already handled
         row = {
             "id": record.id, "booking_id": record.booking_id, "start": utc_iso(record.start),
             "end": utc_iso(record.end) if record.end else None, "modified": modified,
@@ -180,6 +179,8 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
             "outcome": (snap or {}).get("outcome"),
             "outcome_at": (snap or {}).get("outcome_at"),
         }
+        if snap is not None and _already_seen(snap, row):
+            continue   # the overlap window showed us a version we already handled
         result.meetings.append(row)
         if baseline:
             continue
@@ -245,6 +246,15 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
             result.clear_failures.append(meeting_id)
     result.drop_pending = [m for m in result.drop_pending if m not in new_actions]
     return result
+
+
+def _already_seen(snap: dict, row: dict) -> bool:
+    """Older than the snapshot, or the same version. Modified_Time has one-second resolution,
+    so two edits within one second share it: equal stamps count as seen only when what we act
+    on is equal too."""
+    if row["modified"] != snap.get("modified", ""):
+        return row["modified"] < snap.get("modified", "")
+    return all(row[k] == snap.get(k) for k in ("start", "status", "booking_id"))
 
 
 def _fresh(record: MeetingRecord, settings: PlannerSettings) -> bool:

@@ -1,0 +1,287 @@
+"""A local Zoho: Accounts (OAuth), CRM and Bookings on one base URL, faithful to the wire format.
+
+The embedded default for the demo and the peer of every integration test, over real HTTP on
+127.0.0.1. Its fidelity is a feature — when it and Zoho's documents disagree, the sandbox is
+wrong (tests check it with Zoho's own SDK and OpenAPI files).
+
+    with Sandbox(crm_time_zone="Europe/Berlin") as sb:
+        meeting_id, booking_id = sb.book(start=..., time_zone="Asia/Kolkata")
+        sb.crm_move(meeting_id, new_start)        # as a CRM user drags the meeting
+        sb.calls["bookings.rescheduleappointment"]
+
+The control surface (this class, and ``POST /_sandbox/<verb>`` with a JSON body for drivers in
+other processes) seeds data, edits as CRM or Bookings users would, injects faults, expires
+tokens, counts calls per endpoint and keeps the full request log. The daemon never imports this
+package.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime as dt
+import random
+import sys
+import threading
+
+import pytz
+
+from . import server
+from .clock import FrozenClock, RealClock
+from .world import World
+
+__all__ = ["Sandbox", "FrozenClock", "RealClock", "serve_forever_cli"]
+
+SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutta",
+              "Australia/Sydney", "UTC", "America/Los_Angeles"]
+
+
+class Sandbox:
+    def __init__(self, *, crm_time_zone: str = "UTC", token_ttl: float = 3600,
+                 booking_id_field: str = "BookingId", status_field: str = "Meeting_Status",
+                 clock=None, client_id: str = "1000.SANDBOXCLIENTID0000000000000",
+                 client_secret: str = "sandbox-client-secret-0123456789abcdef",
+                 refresh_token: str = "1000.sandbox-refresh-token.0123456789abcdef",
+                 bookings_daily_limit: int | None = None, workspace_time_zone: str = "UTC",
+                 host: str = "127.0.0.1", port: int = 0):
+        pytz.timezone(crm_time_zone)   # fail early on a typo
+        self.clock = clock or RealClock()
+        self.crm_time_zone = crm_time_zone
+        self.world = World(self.clock, booking_id_field=booking_id_field,
+                           status_field=status_field, client_id=client_id,
+                           client_secret=client_secret, refresh_token=refresh_token,
+                           token_ttl=token_ttl, workspace_time_zone=workspace_time_zone)
+        self.bookings_daily_limit = bookings_daily_limit
+        self._bookings_day: tuple[dt.date, int] | None = None
+        self.calls: collections.Counter = collections.Counter()
+        self.request_log: list[dict] = []
+        self.on_page = None
+        self._faults: list[dict] = []
+        self._log_lock = threading.Lock()
+        self._host, self._port = host, port
+        self._server = None
+        self.url = ""
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> "Sandbox":
+        self._server, _ = server.serve(self, self._host, self._port)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def credentials(self) -> dict:
+        w = self.world
+        return {"client_id": w.client_id, "client_secret": w.client_secret,
+                "refresh_token": w.refresh_token}
+
+    def zoho_toml(self) -> str:
+        c = self.credentials
+        return (f'[zoho]\ndata_center = "com"\naccounts_url = "{self.url}"\napi_url = "{self.url}"\n'
+                f'client_id = "{c["client_id"]}"\nclient_secret = "{c["client_secret"]}"\n'
+                f'refresh_token = "{c["refresh_token"]}"\n')
+
+    # -- seeding and user actions --------------------------------------------------------------
+
+    def book(self, start: dt.datetime, time_zone: str = "UTC", duration_minutes: int = 30,
+             staff_id: str = "staff-1", customer_time_zone: str | None = None,
+             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str, str]:
+        """An appointment booked in Bookings, and its meeting created by the integration."""
+        pytz.timezone(time_zone)
+        with self.world.lock:
+            return self.world.book(start=start, time_zone=time_zone,
+                                   duration_minutes=duration_minutes, staff_id=staff_id,
+                                   service_id=service_id,
+                                   customer=customer or {"name": "Pat Customer",
+                                                         "email": "pat@example.invalid"},
+                                   customer_time_zone=customer_time_zone, check=False)
+
+    def seed(self, count: int, rng_seed: int = 0) -> list[tuple[str, str]]:
+        """``count`` upcoming booking-linked meetings in mixed time zones, no slot overlaps."""
+        rng = random.Random(rng_seed)
+        base = self.clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+        pairs = []
+        for i in range(count):
+            start = base + dt.timedelta(minutes=30 * (i // 8))
+            pairs.append(self.book(start=start, time_zone=rng.choice(SEED_ZONES),
+                                   staff_id=f"staff-{i % 8}",
+                                   customer_time_zone=rng.choice(SEED_ZONES)))
+        return pairs
+
+    def crm_move(self, meeting_id: str, new_start: dt.datetime) -> None:
+        """A CRM user drags the meeting (same duration). Bookings is not told."""
+        with self.world.lock:
+            self.world.move_meeting(meeting_id, new_start)
+
+    def crm_edit(self, meeting_id: str, **fields) -> None:
+        with self.world.lock:
+            self.world.touch(meeting_id, **fields)
+
+    def crm_cancel(self, meeting_id: str) -> None:
+        with self.world.lock:
+            self.world.touch(meeting_id, **{self.world.status_field: "Cancelled"})
+
+    def crm_delete(self, meeting_id: str) -> None:
+        with self.world.lock:
+            self.world.delete_meeting(meeting_id)
+
+    def bookings_reschedule(self, booking_id: str, new_start: dt.datetime) -> None:
+        """A Bookings user moves the appointment; the integration updates the meeting."""
+        with self.world.lock:
+            self.world.reschedule(booking_id, new_start)
+
+    def bookings_cancel(self, booking_id: str) -> None:
+        with self.world.lock:
+            self.world.set_status(booking_id, "cancel")
+
+    def bookings_set_status(self, booking_id: str, action: str) -> None:
+        with self.world.lock:
+            self.world.set_status(booking_id, action)
+
+    def meeting(self, meeting_id: str) -> dict:
+        with self.world.lock:
+            return self.world.snapshot_meeting(meeting_id)
+
+    def appointment(self, booking_id: str) -> dict:
+        with self.world.lock:
+            return copy.deepcopy(self.world.appointments[booking_id])
+
+    def meeting_for_booking(self, booking_id: str) -> str:
+        with self.world.lock:
+            return self.world.appointments[booking_id]["meeting_id"]
+
+    def set_crm_time_zone(self, name: str) -> None:
+        pytz.timezone(name)
+        self.crm_time_zone = name
+
+    def set_bookings_daily_limit(self, limit: int | None) -> None:
+        self.bookings_daily_limit = limit
+
+    # -- faults, tokens, counters ----------------------------------------------------------
+
+    def inject(self, path_contains: str, kind: str, count: int = 1,
+               retry_after: float | None = None, stall_seconds: float = 30.0) -> None:
+        if kind not in ("429", "500", "stall", "drop"):
+            raise ValueError(f"unknown fault {kind!r}: 429 | 500 | stall | drop")
+        with self._log_lock:
+            self._faults.append({"path": path_contains, "kind": kind, "left": count,
+                                 "retry_after": retry_after, "stall_seconds": stall_seconds})
+
+    def clear_faults(self) -> None:
+        with self._log_lock:
+            self._faults.clear()
+
+    def expire_tokens(self) -> None:
+        with self.world.lock:
+            self.world.tokens.clear()
+
+    def reset_counters(self) -> None:
+        with self._log_lock:
+            self.calls.clear()
+            self.request_log.clear()
+
+    def _record(self, name: str, entry: dict) -> None:
+        with self._log_lock:
+            self.calls[name] += 1
+            self.request_log.append(entry)
+
+    def _take_fault(self, path: str) -> dict | None:
+        with self._log_lock:
+            for fault in self._faults:
+                if fault["path"] in path and fault["left"] > 0:
+                    fault["left"] -= 1
+                    if fault["left"] == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _bookings_budget(self) -> bool:
+        if self.bookings_daily_limit is None:
+            return True
+        today = self.clock.now().date()
+        day, used = self._bookings_day or (today, 0)
+        if day != today:
+            used = 0
+        if used >= self.bookings_daily_limit:
+            self._bookings_day = (today, used)
+            return False
+        self._bookings_day = (today, used + 1)
+        return True
+
+    # -- HTTP control surface (for drivers in another process) -----------------------------------
+
+    def _control(self, request):
+        from .server import Reply
+        body = request.json if isinstance(request.json, dict) else {}
+        verb = request.path.rstrip("/").rsplit("/", 1)[-1]
+
+        def when(key):
+            return dt.datetime.fromisoformat(body[key]).astimezone(dt.timezone.utc)
+
+        try:
+            if verb == "seed":
+                return Reply(200, {"pairs": self.seed(int(body.get("count", 1)))})
+            if verb == "crm_move":
+                self.crm_move(body["meeting_id"], when("start"))
+            elif verb == "bookings_reschedule":
+                self.bookings_reschedule(body["booking_id"], when("start"))
+            elif verb == "bookings_cancel":
+                self.bookings_cancel(body["booking_id"])
+            elif verb == "crm_cancel":
+                self.crm_cancel(body["meeting_id"])
+            elif verb == "crm_delete":
+                self.crm_delete(body["meeting_id"])
+            elif verb == "inject":
+                self.inject(body["path"], body["kind"], int(body.get("count", 1)),
+                            body.get("retry_after"), float(body.get("stall_seconds", 30)))
+            elif verb == "expire_tokens":
+                self.expire_tokens()
+            elif verb == "calls":
+                return Reply(200, dict(self.calls))
+            elif verb == "clock" and isinstance(self.clock, FrozenClock):
+                if "set" in body:
+                    self.clock.set(when("set"))
+                self.clock.advance(float(body.get("advance", 0)))
+            else:
+                return Reply(404, {"error": f"unknown control verb {verb!r}"})
+        except (KeyError, ValueError) as exc:
+            return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+        return Reply(200, {"ok": True})
+
+
+def serve_forever_cli(port: int, seed: int, host: str = "127.0.0.1") -> int:
+    """``bookings-sync sandbox``: serve until Ctrl-C, after printing a config block to paste."""
+    sandbox = Sandbox(host=host, port=port)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"bookings-sync sandbox: cannot listen on {host}:{port}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+    pairs = sandbox.seed(seed) if seed else []
+    print(f"# Zoho sandbox at {sandbox.url} — {len(pairs)} booked meetings seeded. "
+          f"Paste into your config:\n")
+    print(sandbox.zoho_toml(), flush=True)
+    for meeting_id, booking_id in pairs[:5]:
+        print(f"# meeting {meeting_id} <-> booking {booking_id}")
+    print("# Ctrl-C stops it.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0

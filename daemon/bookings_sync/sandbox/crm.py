@@ -1,0 +1,293 @@
+"""Zoho CRM ``/crm/v2`` … ``/crm/v8`` for the Meetings module (``Events``).
+
+Follows shared/zoho-api.md and Zoho's OpenAPI (record.json, fields.json, cancel_meetings.json):
+``fields`` mandatory from v3 (REQUIRED_PARAM_MISSING), ``sort_by`` id | Created_Time |
+Modified_Time with id as tie-breaker, ``page`` × ``per_page`` ≤ 2,000 (else
+DISCRETE_PAGINATION_LIMIT_EXCEEDED) and ``page_token`` beyond, ``If-Modified-Since`` (ISO 8601
+with offset) keeping records modified strictly after it, 204 with an empty body when nothing
+matches, the full ``info`` object. Datetimes are rendered with the CRM user's offset. Errors
+carry code, details, message and status, with messages from the spec's enum where it has one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+
+from . import wire
+
+_PATH = re.compile(r"^/crm/v(\d+)/(.*)$")
+MAX_OFFSET = 2000
+MAX_TOKEN_RECORDS = 100_000
+SORTABLE = ("id", "Created_Time", "Modified_Time")
+
+
+def error(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    from .server import Reply
+    return Reply(status, {"code": code, "details": details or {}, "message": message,
+                          "status": "error"}, headers=headers)
+
+
+def fault_reply(kind: str, retry_after):
+    if kind == "429":
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return error(429, "TOO_MANY_REQUESTS", "Too many requests", headers=headers)
+    return error(500, "INTERNAL_ERROR", "Internal server error occurred.")
+
+
+def endpoint_name(method: str, path: str) -> str:
+    match = _PATH.match(path)
+    rest = match.group(2).strip("/") if match else ""
+    parts = rest.split("/")
+    if rest.startswith("settings/fields"):
+        return "crm.fields"
+    if len(parts) == 1:
+        return {"GET": "crm.list", "PUT": "crm.update", "DELETE": "crm.delete",
+                "POST": "crm.insert"}.get(method, "crm.other")
+    if parts[1] == "deleted":
+        return "crm.deleted"
+    if len(parts) == 4 and parts[2] == "actions" and parts[3] == "cancel":
+        return "crm.cancel"
+    if len(parts) == 2:
+        return {"GET": "crm.get", "DELETE": "crm.delete", "PUT": "crm.update"}.get(method, "crm.other")
+    return "crm.other"
+
+
+def handle(sandbox, request):
+    match = _PATH.match(request.path)
+    if not match or not 2 <= int(match.group(1)) <= 8:
+        return error(404, "INVALID_URL_PATTERN",
+                     "Please check if the URL trying to access is a correct one")
+    version = int(match.group(1))
+    parts = match.group(2).strip("/").split("/")
+    world = sandbox.world
+    with world.lock:
+        if "Authorization" not in request.headers:
+            return error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
+        if not world.token_valid(request.token):
+            return error(401, "INVALID_TOKEN", "invalid oauth token")
+        if parts[:2] == ["settings", "fields"]:
+            if request.query.get("module") != "Events":
+                return error(400, "INVALID_MODULE", "The module name given seems to be invalid",
+                             {"param_name": "module"})
+            return _json(200, {"fields": wire.field_list(world.booking_id_field,
+                                                         world.status_field)})
+        if parts[0] != "Events":
+            return error(400, "INVALID_MODULE", "The module name given seems to be invalid")
+        method = request.method
+        if len(parts) == 1 and method == "GET":
+            return _list(sandbox, request, version)
+        if len(parts) == 1 and method == "PUT":
+            return _update(sandbox, request)
+        if len(parts) == 1 and method == "DELETE":
+            return _delete(world, (request.query.get("ids") or "").split(","))
+        if parts[1:] == ["deleted"] and method == "GET":
+            return _deleted(sandbox, request)
+        if len(parts) == 2 and method == "GET":
+            record = world.meetings.get(parts[1])
+            if record is None:
+                return error(400, "INVALID_DATA", "the id given seems to be invalid",
+                             {"id": parts[1]})
+            fields = _fields(request.query.get("fields"))
+            return _json(200, {"data": [wire.render_meeting(record, fields, sandbox.crm_time_zone)]})
+        if len(parts) == 2 and method == "DELETE":
+            return _delete(world, [parts[1]])
+        if len(parts) == 4 and parts[2:] == ["actions", "cancel"] and method == "POST":
+            if parts[1] not in world.meetings:
+                return error(400, "INVALID_DATA", "the id given seems to be invalid",
+                             {"id": parts[1]})
+            world.touch(parts[1], **{world.status_field: "Cancelled"})
+            return _json(200, {"data": [{"code": "SUCCESS", "details": {"id": parts[1]},
+                                         "message": "Meeting cancelled", "status": "success"}]})
+    return error(404, "INVALID_URL_PATTERN",
+                 "Please check if the URL trying to access is a correct one")
+
+
+def _json(status: int, body):
+    from .server import Reply
+    return Reply(status, body)
+
+
+def _fields(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def _paging(request) -> tuple[int, int, str | None] | object:
+    try:
+        per_page = int(request.query.get("per_page", 200))
+        page = int(request.query.get("page", 1))
+    except ValueError:
+        return error(400, "INVALID_DATA", "invalid data", {"param_name": "page"})
+    if not 1 <= per_page <= 200 or page < 1:
+        return error(400, "INVALID_DATA", "invalid data",
+                     {"param_name": "per_page" if not 1 <= per_page <= 200 else "page"})
+    return page, per_page, request.query.get("page_token")
+
+
+def _since(request):
+    header = request.headers.get("If-Modified-Since")
+    if not header:
+        return None, None
+    try:
+        return wire.parse_if_modified_since(header), None
+    except (ValueError, TypeError):
+        return None, error(400, "INVALID_DATA", "invalid data",
+                           {"param_name": "If-Modified-Since"})
+
+
+def _window(sandbox, request, key: tuple, rows_for):
+    """Shared paging of a list: page/per_page, page_token, the info object."""
+    world = sandbox.world
+    paging = _paging(request)
+    if not isinstance(paging, tuple):
+        return paging
+    page, per_page, token = paging
+    now = world.clock.now()
+    if token:
+        stored = world.page_tokens.get(token)
+        if stored is None or stored[2] <= now or stored[0]["key"] != key:
+            return error(400, "INVALID_DATA", "invalid data", {"param_name": "page_token"})
+        offset = stored[1]
+        page = stored[0]["page"]
+    else:
+        if page * per_page > MAX_OFFSET:
+            return error(400, "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                         "cannot fetch more than 2000 records, use page_token",
+                         {"limit": MAX_OFFSET})
+        offset = (page - 1) * per_page
+    rows = rows_for()
+    chunk = rows[offset:offset + per_page]
+    if not chunk:
+        return None
+    more = offset + per_page < len(rows) and offset + per_page < MAX_TOKEN_RECORDS
+    next_token, expiry = None, None
+    if more:
+        next_token = secrets.token_hex(20)
+        expiry_at = now + dt.timedelta(hours=24)
+        world.page_tokens[next_token] = ({"key": key, "page": page + 1}, offset + per_page,
+                                         expiry_at)
+        expiry = wire.crm_datetime(expiry_at, sandbox.crm_time_zone)
+    info = {"per_page": per_page, "count": len(chunk), "page": page,
+            "more_records": more, "next_page_token": next_token, "previous_page_token": None,
+            "page_token_expiry": expiry, "call": False, "email": False}
+    return chunk, info
+
+
+def _list(sandbox, request, version: int):
+    world = sandbox.world
+    fields = _fields(request.query.get("fields"))
+    if version >= 3 and not fields:
+        return error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                     {"param_name": "fields"})
+    if fields and len(fields) > 50:
+        return error(400, "LIMIT_EXCEEDED", "Max field limit exceeded", {"limit": 50})
+    sort_by = request.query.get("sort_by", "id")
+    sort_order = request.query.get("sort_order", "desc")
+    if sort_by not in SORTABLE or sort_order not in ("asc", "desc"):
+        return error(400, "INVALID_DATA", "invalid data",
+                     {"param_name": "sort_by" if sort_by not in SORTABLE else "sort_order"})
+    since, bad = _since(request)
+    if bad:
+        return bad
+    key = ("list", sort_by, sort_order, since, tuple(fields or ()))
+    result = _window(sandbox, request, key,
+                     lambda: world.modified_after(since, sort_by, sort_order == "desc"))
+    if result is None:
+        return _json(204, None)
+    if not isinstance(result, tuple):
+        return result
+    chunk, info = result
+    info.update(sort_by=sort_by, sort_order=sort_order)
+    data = [wire.render_meeting(r, fields, sandbox.crm_time_zone) for r in chunk]
+    return _json(200, {"data": data, "info": info})
+
+
+def _deleted(sandbox, request):
+    world = sandbox.world
+    kind = request.query.get("type", "all")
+    if kind not in ("all", "recycle", "permanent"):
+        return error(400, "INVALID_DATA", "invalid data", {"param_name": "type"})
+    since, bad = _since(request)
+    if bad:
+        return bad
+
+    def rows():
+        items = [d for d in world.deleted if (since is None or d["deleted_time"] > since)
+                 and (kind == "all" or d["type"] == kind)]
+        return sorted(items, key=lambda d: (d["deleted_time"], int(d["id"])), reverse=True)
+
+    result = _window(sandbox, request, ("deleted", kind, since), rows)
+    if result is None:
+        return _json(204, None)
+    if not isinstance(result, tuple):
+        return result
+    chunk, info = result
+    data = [dict(d, deleted_time=wire.crm_datetime(d["deleted_time"], sandbox.crm_time_zone))
+            for d in chunk]
+    return _json(200, {"data": data, "info": info})
+
+
+def _update(sandbox, request):
+    world = sandbox.world
+    body = request.json
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list) or not body["data"]:
+        return error(400, "INVALID_DATA", "body", {"expected_data_type": "jsonobject"})
+    results, ok = [], 0
+    for index, item in enumerate(body["data"]):
+        meeting_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+        if meeting_id not in world.meetings:
+            results.append({"code": "INVALID_DATA", "details": {"id": meeting_id},
+                            "message": "the id given seems to be invalid", "status": "error"})
+            continue
+        values, problem = {}, None
+        for key, value in item.items():
+            if key == "id":
+                continue
+            if key in ("Created_Time", "Modified_Time", "Created_By", "Modified_By"):
+                problem = {"code": "INVALID_DATA", "details": {"api_name": key, "json_path": f"$.data[{index}].{key}"},
+                           "message": "invalid data", "status": "error"}
+                break
+            if key in ("Start_DateTime", "End_DateTime"):
+                try:
+                    value = wire.parse_crm_datetime(value)
+                except (ValueError, TypeError):
+                    problem = {"code": "INVALID_DATA",
+                               "details": {"expected_data_type": "datetime", "api_name": key,
+                                           "json_path": f"$.data[{index}].{key}"},
+                               "message": "invalid data", "status": "error"}
+                    break
+            values[key] = value
+        if problem:
+            results.append(problem)
+            continue
+        record = world.touch(meeting_id, **values)
+        ok += 1
+        tz = sandbox.crm_time_zone
+        results.append({"code": "SUCCESS", "details": {
+            "Modified_Time": wire.crm_datetime(record["Modified_Time"], tz),
+            "Modified_By": {"name": record["Modified_By"]["name"], "id": record["Modified_By"]["id"]},
+            "Created_Time": wire.crm_datetime(record["Created_Time"], tz), "id": meeting_id,
+            "Created_By": {"name": record["Created_By"]["name"], "id": record["Created_By"]["id"]}},
+            "message": "record updated", "status": "success"})
+    status = 200 if ok == len(results) else 202 if ok else 400
+    return _json(status, {"data": results})
+
+
+def _delete(world, ids: list[str]):
+    results = []
+    for meeting_id in [i for i in ids if i]:
+        if meeting_id in world.meetings:
+            world.delete_meeting(meeting_id)
+            results.append({"code": "SUCCESS", "details": {"id": meeting_id},
+                            "message": "record deleted", "status": "success"})
+        else:
+            results.append({"code": "INVALID_DATA", "details": {"id": meeting_id},
+                            "message": "the id given seems to be invalid", "status": "error"})
+    if not results:
+        return error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                     {"param_name": "ids"})
+    ok = sum(r["status"] == "success" for r in results)
+    return _json(200 if ok == len(results) else 400, {"data": results})

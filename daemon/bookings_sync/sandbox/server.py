@@ -1,0 +1,185 @@
+"""The sandbox's HTTP layer: one threaded HTTP/1.1 server for Accounts, CRM, Bookings and the
+``/_sandbox`` control surface, with fault injection and a request log.
+
+Every request is logged (endpoint name, method, path, query, form, JSON body, status) with
+credentials masked — the log is test evidence and must itself be safe to print. Faults are
+consumed in order by the first requests whose path contains the fault's text: ``429`` (CRM's
+TOO_MANY_REQUESTS body, optional ``Retry-After``), ``500`` (INTERNAL_ERROR), ``stall`` (sleep,
+then answer) and ``drop`` (close the socket without a byte of response).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from . import accounts, bookings, crm
+
+MASKED = {"client_secret", "refresh_token", "access_token", "code"}
+
+
+class Reply:
+    def __init__(self, status: int, body=None, *, content_type="application/json;charset=UTF-8",
+                 headers: dict | None = None):
+        self.status, self.body, self.content_type = status, body, content_type
+        self.headers = headers or {}
+
+    def encode(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, (bytes, str)):
+            return self.body.encode() if isinstance(self.body, str) else self.body
+        return json.dumps(self.body).encode()
+
+
+class Request:
+    def __init__(self, method: str, path: str, query: dict, form: dict, body, headers):
+        self.method, self.path, self.query, self.form = method, path, query, form
+        self.json, self.headers = body, headers
+
+    @property
+    def token(self) -> str | None:
+        value = self.headers.get("Authorization", "")
+        prefix = "Zoho-oauthtoken "
+        return value[len(prefix):].strip() if value.startswith(prefix) else None
+
+    def param(self, name: str) -> str | None:
+        return self.query.get(name, self.form.get(name))
+
+
+def endpoint_name(method: str, path: str) -> str:
+    if path.startswith("/oauth/"):
+        return "accounts.token"
+    if path.startswith("/bookings/"):
+        return "bookings." + path.rstrip("/").rsplit("/", 1)[-1]
+    if path.startswith("/crm/"):
+        return crm.endpoint_name(method, path)
+    if path.startswith("/_sandbox/"):
+        return "control." + path.rstrip("/").rsplit("/", 1)[-1]
+    return "unknown"
+
+
+def _mask(values: dict) -> dict:
+    return {k: ("***" if k in MASKED else v) for k, v in values.items()}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ZohoSandbox/1.0"
+    # Headers and body leave in separate writes; without TCP_NODELAY, Nagle + delayed ACK
+    # would add ~40 ms to every reply.
+    disable_nagle_algorithm = True
+    sandbox = None    # set per server class
+
+    def log_message(self, format, *args):   # the request log replaces stderr chatter
+        pass
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        sandbox = self.sandbox
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        form, body = {}, None
+        ctype = self.headers.get("Content-Type", "")
+        if raw and "json" in ctype:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        elif raw:
+            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
+                                                 keep_blank_values=True).items()}
+        request = Request(method, url.path, query, form, body, self.headers)
+        name = endpoint_name(method, url.path)
+        entry = {"endpoint": name, "method": method, "path": url.path, "query": _mask(query),
+                 "form": _mask(form), "json": body, "status": None,
+                 "at": sandbox.clock.now()}
+        if not url.path.startswith("/_sandbox/"):
+            sandbox._record(name, entry)
+            fault = sandbox._take_fault(url.path)
+            if fault is not None:
+                kind = fault["kind"]
+                if kind == "drop":
+                    entry["status"] = 0
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if kind == "stall":
+                    time.sleep(fault["stall_seconds"])
+                else:
+                    reply = crm.fault_reply(kind, fault.get("retry_after"))
+                    self._send(reply, entry)
+                    return
+        try:
+            reply = self._route(request)
+        except Exception as exc:   # a sandbox bug must show as Zoho's 500, not a hang
+            reply = Reply(500, {"code": "INTERNAL_ERROR", "details": {"error": repr(exc)},
+                                "message": "Internal server error occurred.", "status": "error"})
+        self._send(reply, entry)
+        hook = sandbox.on_page
+        if hook is not None and name in ("crm.list", "crm.deleted") and reply.status == 200:
+            hook(name, dict(query))
+
+    def _route(self, request: Request) -> Reply:
+        sandbox = self.sandbox
+        path = request.path
+        if path == "/oauth/v2/token" and request.method == "POST":
+            return accounts.token(sandbox.world, request, sandbox.url)
+        if path.startswith("/crm/"):
+            return crm.handle(sandbox, request)
+        if path.startswith("/bookings/v1/json/"):
+            return bookings.handle(sandbox, request)
+        if path.startswith("/_sandbox/"):
+            return sandbox._control(request)
+        return Reply(404, "<html><head><title>404 Not Found</title></head><body>Not Found"
+                          "</body></html>", content_type="text/html")
+
+    def _send(self, reply: Reply, entry: dict) -> None:
+        payload = reply.encode()
+        entry["status"] = reply.status
+        try:
+            self.send_response(reply.status)
+            if payload or reply.status not in (204, 304):
+                self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if payload:
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+def serve(sandbox, host: str, port: int) -> tuple[Server, threading.Thread]:
+    handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
+    server = Server((host, port), handler)
+    thread = threading.Thread(target=server.serve_forever, name="zoho-sandbox", daemon=True)
+    thread.start()
+    return server, thread

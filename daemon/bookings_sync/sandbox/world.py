@@ -1,0 +1,227 @@
+"""The sandbox's data: CRM meetings, Bookings appointments, access tokens — and the Bookings→CRM
+integration that links them.
+
+Facts followed (shared/zoho-api.md): meetings are CRM ``Events`` with numeric string ids and
+second-resolution ``Modified_Time``; an appointment's ``start_time`` is wall time in its
+``time_zone``; Zoho's integration creates a meeting per booking, keeps the booking id in a
+Meetings field (its API name is configurable, as in real orgs), and writes every reschedule,
+cancel and status change made in Bookings back into that meeting, bumping ``Modified_Time``.
+That write-back is what makes a sync loop possible, so it is real here.
+
+A cancelled meeting: Zoho's docs do not say which field the Cancel Meetings action sets; the
+sandbox sets the picklist ``Meeting_Status`` (name configurable) to "Cancelled", which is also
+how an org's own status field would show it.
+
+All instants are aware UTC; rendering to the wire format is the handlers' job. One lock guards
+everything; the HTTP server is threaded.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import copy
+import datetime as dt
+import itertools
+import secrets
+import threading
+
+UTC = dt.timezone.utc
+OWNER = {"name": "Sandbox Admin", "id": "4876876000000000001", "email": "admin@sandbox.invalid"}
+CLOSED_STATUSES = {"cancel": "cancelled", "completed": "completed", "noshow": "marked as no-show"}
+CRM_STATUS_FOR = {"cancel": "Cancelled", "completed": "Completed", "noshow": "No Show"}
+
+
+class Refusal(Exception):
+    """A Bookings business refusal: HTTP 200 with returnvalue.status = failure."""
+
+
+def second(when: dt.datetime) -> dt.datetime:
+    """CRM timestamps have one-second resolution."""
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+class World:
+    def __init__(self, clock, *, booking_id_field: str, status_field: str,
+                 client_id: str, client_secret: str, refresh_token: str, token_ttl: float,
+                 workspace_time_zone: str = "UTC"):
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.booking_id_field = booking_id_field
+        self.status_field = status_field
+        self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
+        self.token_ttl = token_ttl
+        self.workspace_time_zone = workspace_time_zone
+        self.meetings: dict[str, dict] = {}
+        self.deleted: list[dict] = []
+        self.appointments: dict[str, dict] = {}
+        self.tokens: dict[str, dt.datetime] = {}          # access token -> expiry
+        self.token_issued: collections.deque = collections.deque()
+        self.page_tokens: dict[str, tuple[dict, int, dt.datetime]] = {}
+        self._ids = itertools.count(4876876000000100001)
+        self._bookings = itertools.count(1)
+        self.version = 0                                   # bumps on every CRM write
+        self._order_cache: dict[tuple, tuple[int, list]] = {}
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def issue_token(self) -> tuple[str, int]:
+        token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        now = self.clock.now()
+        self.tokens[token] = now + dt.timedelta(seconds=self.token_ttl)
+        self.token_issued.append(now)
+        return token, int(self.token_ttl)
+
+    def token_budget_left(self) -> bool:
+        """Zoho: at most 10 access tokens per 10 minutes for one refresh token."""
+        cutoff = self.clock.now() - dt.timedelta(minutes=10)
+        while self.token_issued and self.token_issued[0] <= cutoff:
+            self.token_issued.popleft()
+        return len(self.token_issued) < 10
+
+    def token_valid(self, token: str | None) -> bool:
+        expiry = self.tokens.get(token or "")
+        return expiry is not None and self.clock.now() < expiry
+
+    # -- CRM meetings -----------------------------------------------------------------------
+
+    def new_meeting(self, fields: dict) -> str:
+        meeting_id = str(next(self._ids))
+        now = second(self.clock.now())
+        record = {
+            "id": meeting_id, "Event_Title": "Meeting", "All_day": False, "Location": None,
+            "Owner": dict(OWNER), "Created_By": dict(OWNER), "Modified_By": dict(OWNER),
+            "Created_Time": now, "Modified_Time": now, "Participants": [], "What_Id": None,
+            "Who_Id": None, "Description": None, self.status_field: "Scheduled",
+            self.booking_id_field: None,
+        }
+        record.update(fields)
+        self.meetings[meeting_id] = record
+        self.version += 1
+        return meeting_id
+
+    def touch(self, meeting_id: str, **fields) -> dict:
+        record = self.meetings[meeting_id]
+        record.update(fields)
+        record["Modified_Time"] = second(self.clock.now())
+        self.version += 1
+        return record
+
+    def move_meeting(self, meeting_id: str, start: dt.datetime) -> None:
+        record = self.meetings[meeting_id]
+        duration = record["End_DateTime"] - record["Start_DateTime"]
+        start = start.astimezone(UTC)
+        self.touch(meeting_id, Start_DateTime=start, End_DateTime=start + duration)
+
+    def delete_meeting(self, meeting_id: str) -> dict:
+        record = self.meetings.pop(meeting_id)
+        self.version += 1
+        entry = {"id": meeting_id, "display_name": record.get("Event_Title"), "type": "recycle",
+                 "deleted_by": {"name": OWNER["name"], "id": OWNER["id"]},
+                 "created_by": {"name": OWNER["name"], "id": OWNER["id"]},
+                 "deleted_time": second(self.clock.now())}
+        self.deleted.append(entry)
+        return entry
+
+    def ordered(self, sort_by: str, descending: bool) -> list[dict]:
+        """Meetings sorted by ``sort_by`` then id, cached until the next write (a naive poller
+        listing 100k meetings page by page must not re-sort them per page)."""
+        key = (sort_by, descending)
+        cached = self._order_cache.get(key)
+        if cached and cached[0] == self.version:
+            return cached[1]
+        if sort_by == "id":
+            rows = sorted(self.meetings.values(), key=lambda r: int(r["id"]), reverse=descending)
+        else:
+            rows = sorted(self.meetings.values(), key=lambda r: (r[sort_by], int(r["id"])),
+                          reverse=descending)
+        self._order_cache = {k: v for k, v in self._order_cache.items() if v[0] == self.version}
+        self._order_cache[key] = (self.version, rows)
+        return rows
+
+    def modified_after(self, since: dt.datetime | None, sort_by: str, descending: bool) -> list[dict]:
+        rows = self.ordered(sort_by, descending)
+        if since is None:
+            return rows
+        if sort_by == "Modified_Time" and not descending:
+            keys = [r["Modified_Time"] for r in rows]
+            return rows[bisect.bisect_right(keys, since):]
+        return [r for r in rows if r["Modified_Time"] > since]
+
+    # -- Bookings appointments --------------------------------------------------------------
+
+    def book(self, *, start: dt.datetime, time_zone: str, duration_minutes: int, staff_id: str,
+             service_id: str, customer: dict, customer_time_zone: str | None,
+             check: bool = True) -> tuple[str, str]:
+        start = start.astimezone(UTC)
+        if check:
+            self._check_slot(None, staff_id, start, duration_minutes)
+        booking_id = f"#AN-{next(self._bookings):05d}"
+        appointment = {
+            "booking_id": booking_id, "service_id": service_id,
+            "service_name": f"Consultation ({service_id})", "staff_id": staff_id,
+            "staff_name": f"Staff {staff_id}", "start": start, "duration": duration_minutes,
+            "time_zone": time_zone, "customer_time_zone": customer_time_zone or time_zone,
+            "status": "upcoming", "customer_name": customer.get("name", "Customer"),
+            "customer_email": customer.get("email", "customer@example.invalid"),
+            "customer_contact_no": customer.get("phone_number", ""),
+            "booked_on": second(self.clock.now()), "workspace_id": "ws-1",
+        }
+        self.appointments[booking_id] = appointment
+        # The integration: a meeting for the booking, created at once.
+        appointment["meeting_id"] = self.new_meeting({
+            "Event_Title": f"{appointment['service_name']} with {appointment['customer_name']}",
+            "Start_DateTime": start, "End_DateTime": start + dt.timedelta(minutes=duration_minutes),
+            self.booking_id_field: booking_id,
+        })
+        return appointment["meeting_id"], booking_id
+
+    def appointment(self, booking_id: str) -> dict:
+        try:
+            return self.appointments[booking_id]
+        except KeyError:
+            raise Refusal("Invalid booking id") from None
+
+    def reschedule(self, booking_id: str, start: dt.datetime, staff_id: str | None = None) -> dict:
+        appointment = self.appointment(booking_id)
+        self._check_open(appointment)
+        start = start.astimezone(UTC)
+        if start < self.clock.now():
+            raise Refusal("Cannot reschedule an appointment to a time in the past")
+        staff = staff_id or appointment["staff_id"]
+        self._check_slot(booking_id, staff, start, appointment["duration"])
+        appointment["start"], appointment["staff_id"] = start, staff
+        self._write_back(appointment, Start_DateTime=start,
+                         End_DateTime=start + dt.timedelta(minutes=appointment["duration"]))
+        return appointment
+
+    def set_status(self, booking_id: str, action: str) -> dict:
+        appointment = self.appointment(booking_id)
+        if action not in CLOSED_STATUSES:
+            raise Refusal(f"Invalid action {action!r}")
+        self._check_open(appointment)
+        appointment["status"] = action
+        self._write_back(appointment, **{self.status_field: CRM_STATUS_FOR[action]})
+        return appointment
+
+    def _write_back(self, appointment: dict, **fields) -> None:
+        meeting_id = appointment.get("meeting_id")
+        if meeting_id in self.meetings:
+            self.touch(meeting_id, **fields)
+
+    def _check_open(self, appointment: dict) -> None:
+        closed = CLOSED_STATUSES.get(appointment["status"])
+        if closed:
+            raise Refusal(f"The appointment is already {closed}")
+
+    def _check_slot(self, booking_id, staff_id: str, start: dt.datetime, minutes: int) -> None:
+        end = start + dt.timedelta(minutes=minutes)
+        for other in self.appointments.values():
+            if (other["booking_id"] != booking_id and other["staff_id"] == staff_id
+                    and other["status"] == "upcoming"
+                    and other["start"] < end
+                    and start < other["start"] + dt.timedelta(minutes=other["duration"])):
+                raise Refusal("Slot not available: the staff member is booked at that time")
+
+    def snapshot_meeting(self, meeting_id: str) -> dict:
+        return copy.deepcopy(self.meetings[meeting_id])
