@@ -117,10 +117,10 @@ class CrmClient:
                 yield data
             if not data or not info.get("more_records"):
                 return
-            last = _stamp(data[-1], stamp_field)
-            restart = last - dt.timedelta(seconds=1)
-            if since is None or restart > since:
-                since, page, token = restart, 1, None       # keyset step: immune to shifts
+            first, last = _stamp(data[0], stamp_field), _stamp(data[-1], stamp_field)
+            if first < last:
+                # Keyset step, immune to shifts: restart just before the last second seen.
+                since, page, token = last - dt.timedelta(seconds=1), 1, None
             elif (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
                 page += 1                                    # a crowded second: step inside it
             else:

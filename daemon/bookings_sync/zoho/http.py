@@ -181,6 +181,9 @@ def _raise_for_status(service: str, method: str, url: str, response: requests.Re
         return
     where = _where(method, url)
     body = _json(response)
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"] \
+            and isinstance(body["data"][0], dict) and "code" in body["data"][0]:
+        body = body["data"][0]    # a write's per-record error: {"data": [{code, details, …}]}
     if isinstance(body, dict) and "code" in body:
         code, message = str(body.get("code")), str(body.get("message") or "")
         details = body.get("details") if isinstance(body.get("details"), dict) else {}
