@@ -156,7 +156,7 @@ def scenario_edits(bench: Bench, n: int, ks: list[int]) -> list[dict]:
     out = []
     for round_no, k in enumerate(ks, start=1):
         time.sleep(1.1)
-        bench.move(pairs, k, days=round_no)
+        bench.move(pairs, k, days=100 * round_no)
         result = bench.run(config)
         result["k"] = k
         result["bookings_per_reschedule"] = round(result["bookings_calls"] / k, 3)
@@ -171,7 +171,7 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
         config = bench.seed_snapshot(f"scale-{n}-{c}", pairs)
         bench.run(config)                   # token + deleted cursor, idle
         time.sleep(1.1)
-        bench.move(pairs, c, days=round_no)
+        bench.move(pairs, c, days=100 * round_no)
         result = bench.run(config)
         result.update(snapshot=n, changed=c)
         out.append(result)

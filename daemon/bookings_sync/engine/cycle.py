@@ -136,6 +136,7 @@ class Cycle:
         store.remove_pending(plan.drop_pending)
         store.remove_failures(plan.clear_failures)
         meta = {"cursor": plan.cursor, "baseline_done": True,
+                "cursor_settled": self._settled(plan.cursor),
                 # Deletions are watched from the server's high-water mark at baseline on.
                 "deleted_cursor": plan.deleted_cursor or plan.cursor}
         if report.baseline:
@@ -173,10 +174,27 @@ class Cycle:
         if any(o.result == "retry" for o in outcomes):
             report.exit_code = ZOHO_DOWN   # Bookings unreachable: the action waits for a later cycle
 
+    def _since(self, cursor: str | None) -> dt.datetime | None:
+        """Where to read from: the cursor minus the overlap window — or the cursor itself once a
+        read has shown that window closed (server time past it), so an idle cycle re-reads
+        nothing and costs one 204."""
+        if not cursor:
+            return None
+        if self.store.meta().get("cursor_settled") == cursor:
+            return from_utc_iso(cursor)
+        return from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
+
+    def _settled(self, cursor: str | None) -> str | None:
+        """The cursor, if the server's clock at our last read was past its overlap window."""
+        server = self.crm.server_time
+        if not cursor or server is None:
+            return None
+        closes = from_utc_iso(cursor) + dt.timedelta(seconds=self.config.sync.overlap_seconds + 1)
+        return cursor if server >= closes else None
+
     def _fetch(self, cursor: str | None) -> tuple[list[planner.MeetingRecord], list[planner.Note]]:
-        since = None
-        if cursor:
-            since = from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
+        since = self._since(cursor)
+        self.crm.server_time = None
         records, bad = [], []
         for page in self.crm.iter_modified(since, self.settings.fields()):
             for raw in page:

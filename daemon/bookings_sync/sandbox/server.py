@@ -78,6 +78,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):   # the request log replaces stderr chatter
         pass
 
+    def date_time_string(self, timestamp=None):
+        # The Date header tells clients the server's time: the sandbox's clock, frozen or not.
+        import email.utils
+        return email.utils.format_datetime(self.sandbox.clock.now(), usegmt=True)
+
     def do_GET(self):
         self._handle("GET")
 

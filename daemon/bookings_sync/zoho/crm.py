@@ -14,6 +14,7 @@ we step to page 2, 3 … under the same ``If-Modified-Since``, and past 2,000 re
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from typing import Iterator, Sequence
 
 from .errors import ZohoApiError, ZohoPayloadError
@@ -30,6 +31,9 @@ class CrmClient:
         self.http = http
         self.base = f"{api_url.rstrip('/')}/crm/{version}"
         self.module = module
+        # The server's clock at the last list reply (its Date header): lets the engine tell
+        # when a Modified_Time second is over without trusting the local clock.
+        self.server_time: dt.datetime | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class CrmClient:
     def _list(self, url: str, params: dict, since: dt.datetime | None) -> tuple[list, dict]:
         headers = {"If-Modified-Since": format_crm_datetime(since)} if since else None
         response = self.http.request("crm", "GET", url, params=params, headers=headers)
+        self.server_time = _server_time(response) or self.server_time
         if response.status_code in NO_CONTENT:
             return [], {}
         body = _body(response, url.rsplit("/crm/", 1)[-1])
@@ -146,6 +151,14 @@ class CrmClient:
                 if not token:
                     raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: more_records "
                                            f"without next_page_token")
+
+
+def _server_time(response) -> dt.datetime | None:
+    try:
+        value = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return value if value and value.tzinfo else None
 
 
 def _stamp(record: dict, field: str) -> dt.datetime:
