@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from bookings_sync.sandbox import Sandbox
+from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.timefmt import format_crm_datetime, utc_iso
 
@@ -56,12 +56,16 @@ def machine() -> dict:
 class Bench:
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.sandbox = Sandbox(crm_time_zone="Europe/Berlin", token_ttl=24 * 3600).start()
+        # A steered clock: data seeded "now" is a minute old by the time we poll, as it would be
+        # in real life, without the bench sleeping.
+        self.clock = FrozenClock()
+        self.sandbox = Sandbox(crm_time_zone="Europe/Berlin", token_ttl=24 * 3600,
+                               clock=self.clock).start()
 
     def close(self) -> None:
         self.sandbox.stop()
 
-    def config(self, name: str) -> Path:
+    def config(self, name: str, extra: str = "") -> Path:
         state = self.workdir / name
         path = self.workdir / f"{name}.toml"
         path.write_text(f"""{self.sandbox.zoho_toml()}
@@ -71,6 +75,7 @@ booking_id_field = "BookingId"
 [sync]
 interval = 60
 state_dir = "{state}"
+{extra}
 """)
         return path
 
@@ -107,10 +112,10 @@ state_dir = "{state}"
             "token_calls": calls.get("accounts.token", 0), "calls": calls,
         }
 
-    def seed_snapshot(self, name: str, pairs: list[tuple[str, str]]) -> Path:
+    def seed_snapshot(self, name: str, pairs: list[tuple[str, str]], extra: str = "") -> Path:
         """A snapshot of ``pairs`` as a baseline cycle would have left it (built directly: a
         100k-meeting baseline over HTTP measures the sandbox, not us)."""
-        config = self.config(name)
+        config = self.config(name, extra)
         rows, cursor = [], ""
         for meeting_id, booking_id in pairs:
             m = self.sandbox.meeting(meeting_id)
@@ -141,23 +146,34 @@ def tomllib_state(config: Path) -> str:
 def scenario_idle(bench: Bench, n: int) -> dict:
     pairs = bench.sandbox.seed(n)
     config = bench.seed_snapshot(f"idle-{n}", pairs)
-    bench.run(config)                       # warm: token cache, deleted cursor
-    time.sleep(1.1)                         # the next second: nothing changed since
+    bench.clock.advance(60)
+    bench.run(config)                       # warm: token cache, the cursor settles
+    bench.clock.advance(60)                 # a minute later, nothing changed
     result = bench.run(config)
     result["per_day_at_60s"] = {"crm": result["crm_calls"] * 1440,
                                 "bookings": result["bookings_calls"] * 1440}
-    return result
+    result["on_delete"] = "cancel"
+    # The same without watching deletions (on_delete = "ignore"): the list call alone.
+    quiet = bench.seed_snapshot(f"idle-{n}-ignore", pairs, 'on_delete = "ignore"')
+    bench.clock.advance(60)
+    bench.run(quiet)
+    bench.clock.advance(60)
+    ignore = bench.run(quiet)
+    return [result, dict(ignore, on_delete="ignore")]
 
 
 def scenario_edits(bench: Bench, n: int, ks: list[int]) -> list[dict]:
     pairs = bench.sandbox.seed(n)
     config = bench.seed_snapshot(f"edits-{n}", pairs)
+    bench.clock.advance(60)
     bench.run(config)
     out = []
     for round_no, k in enumerate(ks, start=1):
-        time.sleep(1.1)
+        bench.clock.advance(60)
         bench.move(pairs, k, days=100 * round_no)
         result = bench.run(config)
+        bench.clock.advance(60)
+        bench.run(config)                   # the integration's write-backs: no Bookings call
         result["k"] = k
         result["bookings_per_reschedule"] = round(result["bookings_calls"] / k, 3)
         out.append(result)
@@ -169,13 +185,17 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
     out = []
     for round_no, c in enumerate(changes, start=1):
         config = bench.seed_snapshot(f"scale-{n}-{c}", pairs)
-        bench.run(config)                   # token + deleted cursor, idle
-        time.sleep(1.1)
+        bench.clock.advance(60)
+        bench.run(config)                   # token, the cursor settles
+        bench.clock.advance(60)
         bench.move(pairs, c, days=100 * round_no)
         result = bench.run(config)
         result.update(snapshot=n, changed=c)
         out.append(result)
-        time.sleep(1.1)
+        bench.clock.advance(60)
+        settle = bench.run(config)          # the write-backs of our reschedules come back
+        out.append(dict(settle, snapshot=n, changed="write-backs"))
+        bench.clock.advance(60)
         idle = bench.run(config)            # and the idle cycle after, at this size
         out.append(dict(idle, snapshot=n, changed=0))
     return out
@@ -206,7 +226,7 @@ def scenario_naive(bench: Bench, n: int, ours: dict) -> dict:
             params.pop("page", None)
             params["page_token"] = info["next_page_token"]
     # Our idle poll: the same request with If-Modified-Since at the cursor.
-    cursor = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    cursor = bench.clock.now()
     idle = session.get(f"{sb.url}/crm/v8/Events", headers=dict(
         headers, **{"If-Modified-Since": format_crm_datetime(cursor)}),
         params=dict(params, page=1, sort_by="Modified_Time", sort_order="asc"))
@@ -247,7 +267,7 @@ def main(argv=None) -> int:
         for n in sizes["idle"]:
             bench = fresh()
             try:
-                growth.append(dict(scenario_idle(bench, n), snapshot=n))
+                growth.extend(dict(row, snapshot=n) for row in scenario_idle(bench, n))
             finally:
                 bench.close()
         results["idle"] = growth
@@ -276,7 +296,7 @@ def main(argv=None) -> int:
     print(f"\nbookings-sync bench — {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
           f"commit {m['commit']}, {m['date']}\n")
     print("Idle cycle (nothing changed):")
-    print(table(results["idle"], ["snapshot", "crm_calls", "bookings_calls", "token_calls",
+    print(table(results["idle"], ["snapshot", "on_delete", "crm_calls", "bookings_calls", "token_calls",
                                   "cycle_ms", "cycle_cpu_ms", "process_cpu_s", "peak_rss_mb",
                                   "store_writes"]))
     print(f"  per day at interval = 60 s: {results['idle'][0]['per_day_at_60s']}\n")
