@@ -88,7 +88,7 @@ class Cycle:
         started, cpu_started = time.monotonic(), time.process_time()
         writes_before = self.store.writes
         calls_before = self.call_counter().copy()
-        log.info("cycle.start", cursor=self.store.cursor, dry_run=dry_run or None)
+        log.info("cycle.start", cursor=self.store.cursor, **({"dry_run": True} if dry_run else {}))
         try:
             self._run(report, dry_run=dry_run, allow_mass_cancel=allow_mass_cancel)
         except ZohoError as exc:
