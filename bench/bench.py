@@ -170,7 +170,7 @@ def scenario_edits(bench: Bench, n: int, ks: list[int]) -> list[dict]:
     out = []
     for round_no, k in enumerate(ks, start=1):
         bench.clock.advance(60)
-        bench.move(pairs, k, days=100 * round_no)
+        bench.move(pairs, k, days=1000 * round_no)
         result = bench.run(config)
         bench.clock.advance(60)
         bench.run(config)                   # the integration's write-backs: no Bookings call
@@ -188,7 +188,7 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
         bench.clock.advance(60)
         bench.run(config)                   # token, the cursor settles
         bench.clock.advance(60)
-        bench.move(pairs, c, days=100 * round_no)
+        bench.move(pairs, c, days=1000 * round_no)
         result = bench.run(config)
         result.update(snapshot=n, changed=c)
         out.append(result)

@@ -25,7 +25,7 @@ import urllib.request
 import time
 from collections import Counter
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import structlog
@@ -132,6 +132,14 @@ class ZohoHttp:
 
     def _send(self, service, method, url, token, params, data, json, headers) -> requests.Response:
         all_headers = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
+        if isinstance(data, dict):
+            # Encoded here: requests' own encoder runs several typing-Protocol isinstance
+            # checks per call, a measurable share of a 10,000-reschedule cycle.
+            data = urlencode(data)
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if params:
+            url = f"{url}?{urlencode(params)}"
+            params = None
         with self._lock:
             self.calls[service] += 1
         _current.service = service
