@@ -103,7 +103,7 @@ state_dir = "{state}"
         return {
             "wall_s": round(wall, 3), "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "cycle_ms": end.get("duration_ms"), "cycle_cpu_ms": end.get("cpu_ms"),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "peak_rss_mb": end.get("peak_rss_mb"),
             "store_writes": end.get("store_writes", 0),
             "state_file_mb": round(state.stat().st_size / 1e6, 2) if state.exists() else 0,
             "sandbox_cpu_s": round(time.process_time() - sandbox_cpu, 3),

@@ -295,7 +295,8 @@ def _put(table, docs: Iterable[dict], *, key: str = "id") -> None:
     every write call, so per-document calls would be O(n) each)."""
     by_id: dict[int, dict] = {}
     for doc in docs:
-        by_id[meeting_doc_id(doc[key])] = dict(doc)
+        # None is the default of every field: leaving it out keeps a 100k-meeting file small.
+        by_id[meeting_doc_id(doc[key])] = {k: v for k, v in doc.items() if v is not None}
     if not by_id:
         return
     existing = [i for i in by_id if table.contains(doc_id=i)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import resource
 import time
 from collections import Counter
 from typing import Callable
@@ -59,7 +60,8 @@ class CycleReport:
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
             "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
-            "store_writes": self.store_writes, "error": self.error,
+            "store_writes": self.store_writes, "peak_rss_mb": peak_rss_mb(),
+            "error": self.error,
         }
 
 
@@ -273,6 +275,19 @@ class Cycle:
         self.store.update_meta(pruned_at=utc_iso(now))
         if removed:
             log.info("store.pruned", meetings=removed)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, where Linux has it: ``ru_maxrss`` of a
+    forked child also counts what its parent held at fork."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _upcoming(store: SnapshotStore, now: dt.datetime) -> int:

@@ -114,10 +114,11 @@ class Sandbox:
         rng = random.Random(rng_seed)
         base = self.clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
         pairs = []
+        staff = max(8, count // 20)     # about 20 appointments a day per staff member
         for i in range(count):
-            start = base + dt.timedelta(minutes=30 * (i // 8))
+            start = base + dt.timedelta(minutes=30 * (i // staff))
             pairs.append(self.book(start=start, time_zone=rng.choice(SEED_ZONES),
-                                   staff_id=f"staff-{i % 8}",
+                                   staff_id=f"staff-{i % staff}",
                                    customer_time_zone=rng.choice(SEED_ZONES)))
         return pairs
 

@@ -68,9 +68,14 @@ def handle(sandbox, request):
         if not world.token_valid(request.token):
             return error(401, "INVALID_TOKEN", "invalid oauth token")
         if parts[:2] == ["settings", "fields"]:
+            # fields.json RRootResponse: MandatoryParamError (details.param_name) when the
+            # module is missing, InvalidParamError (details.api_name) when it is unknown.
+            if not request.query.get("module"):
+                return error(400, "REQUIRED_PARAM_MISSING",
+                             "One of the expected parameter is missing", {"param_name": "module"})
             if request.query.get("module") != "Events":
                 return error(400, "INVALID_MODULE", "The module name given seems to be invalid",
-                             {"param_name": "module"})
+                             {"api_name": "module"})
             return _json(200, {"fields": wire.field_list(world.booking_id_field,
                                                          world.status_field)})
         if parts[0] != "Events":

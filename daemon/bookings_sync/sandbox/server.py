@@ -103,7 +103,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         form, body = {}, None
         ctype = self.headers.get("Content-Type", "")
-        if raw and "json" in ctype:
+        # Zoho's own CRM SDK sends its JSON bodies (PUT records, cancel) with no Content-Type
+        # at all (zohocrmsdk8-0, APIHTTPConnector); Zoho reads them as JSON, so must we.
+        if raw and ("json" in ctype or (not ctype and raw.lstrip()[:1] in (b"{", b"["))):
             try:
                 body = json.loads(raw)
             except ValueError:

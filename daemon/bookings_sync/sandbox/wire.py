@@ -9,6 +9,7 @@ Zoho would reject. CRM: ISO 8601 with the CRM user's offset, seconds precision. 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import email.utils
 import re
@@ -128,15 +129,46 @@ def field_list(booking_id_field: str, status_field: str) -> list[dict]:
     n = len(fields)
     status = _field(status_field, "picklist", "string", "Meeting Status", n + 1, custom=True)
     status["pick_list_values"] = [
-        {"display_value": v, "actual_value": v, "sequence_number": i, "id": str(900 + i)}
+        {"display_value": v, "actual_value": v, "sequence_number": i, "id": str(900 + i),
+         "type": "used", "colour_code": None}
         for i, v in enumerate(["Scheduled", "Cancelled", "Completed", "No Show"], start=1)]
     fields.append(status)
     fields.append(_field(booking_id_field, "text", "string", "Booking Id", n + 2, custom=True))
     return fields
 
 
+# The keys fields.json requires of every field object that a plain field leaves at Zoho's
+# defaults (null, empty, or the value Zoho's sample replies show).
+_FIELD_DEFAULTS = {
+    "associated_module": None, "webhook": True, "blueprint_supported": True,
+    "virtual_field": False, "customizable_properties": [], "businesscard_supported": True,
+    "filterable": True, "available_in_user_layout": True, "display_field": False,
+    "pick_list_values_sorted_lexically": False, "sortable": True, "layout_associations": [],
+    "separator": False, "searchable": True, "enable_colour_code": False, "mass_update": True,
+    "created_source": "default", "type": "used", "display_type": -1, "ui_type": 1,
+    "colour_code_enabled_by_system": False, "decimal_place": None, "quick_sequence_number": "0",
+    "email_parser": {"fields_update_supported": False, "record_operations_supported": False},
+    "rollup_summary": None, "refer_from_field": None, "created_time": None,
+    "modified_time": None, "show_type": 7, "category": 0, "multi_module_lookup": None,
+    "sharing_properties": None, "currency": None, "file_upolad_optionlist": [], "lookup": None,
+    "profiles": [], "unique": None, "sub_module": None, "subform": None, "external": None,
+    "formula": None, "convert_mapping": None, "multiselectlookup": None,
+    "multiuserlookup": None, "autonumber": None, "auto_number": None, "pick_list_values": [],
+    "crypt": None, "tooltip": None, "history_tracking": None, "association_details": None,
+    "allowed_modules": [], "additional_column": None, "common.picklist": None,
+    "hipaa_compliance_enabled": False, "hipaa_compliance": None,
+    "_update_existing_records": False, "number_separator": False, "textarea": None,
+    "static_field": False,
+}
+
+
 def _field(api_name, data_type, json_type, label, seq, *, custom, read_only=False) -> dict:
     return {
+        **copy.deepcopy(_FIELD_DEFAULTS),
+        "operation_type": {"web_update": not read_only, "api_create": not read_only,
+                           "web_create": not read_only, "api_update": not read_only},
+        "view_type": {"view": True, "edit": not read_only, "quick_create": not read_only,
+                      "create": not read_only},
         "api_name": api_name, "data_type": data_type, "json_type": json_type,
         "field_label": label, "display_label": label, "id": str(4876876000000200000 + seq),
         "custom_field": custom, "length": 255 if data_type in ("text", "picklist") else 0,

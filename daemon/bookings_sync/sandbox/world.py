@@ -55,6 +55,7 @@ class World:
         self.meetings: dict[str, dict] = {}
         self.deleted: list[dict] = []
         self.appointments: dict[str, dict] = {}
+        self.by_staff: dict[str, set[str]] = collections.defaultdict(set)   # slot checks
         self.tokens: dict[str, dt.datetime] = {}          # access token -> expiry
         self.token_issued: collections.deque = collections.deque()
         self.page_tokens: dict[str, tuple[dict, int, dt.datetime]] = {}
@@ -168,6 +169,7 @@ class World:
             "booked_on": second(self.clock.now()), "workspace_id": "ws-1",
         }
         self.appointments[booking_id] = appointment
+        self.by_staff[staff_id].add(booking_id)
         # The integration: a meeting for the booking, created at once.
         appointment["meeting_id"] = self.new_meeting({
             "Event_Title": f"{appointment['service_name']} with {appointment['customer_name']}",
@@ -190,6 +192,8 @@ class World:
             raise Refusal("Cannot reschedule an appointment to a time in the past")
         staff = staff_id or appointment["staff_id"]
         self._check_slot(booking_id, staff, start, appointment["duration"])
+        self.by_staff[appointment["staff_id"]].discard(booking_id)
+        self.by_staff[staff].add(booking_id)
         appointment["start"], appointment["staff_id"] = start, staff
         self._write_back(appointment, Start_DateTime=start,
                          End_DateTime=start + dt.timedelta(minutes=appointment["duration"]))
@@ -216,7 +220,7 @@ class World:
 
     def _check_slot(self, booking_id, staff_id: str, start: dt.datetime, minutes: int) -> None:
         end = start + dt.timedelta(minutes=minutes)
-        for other in self.appointments.values():
+        for other in map(self.appointments.__getitem__, self.by_staff[staff_id]):
             if (other["booking_id"] != booking_id and other["staff_id"] == staff_id
                     and other["status"] == "upcoming"
                     and other["start"] < end
