@@ -114,3 +114,35 @@ def test_version_and_help_teach():
     for command in ("status", "check", "retry", "sandbox"):
         text = cli(command, "--help").stdout
         assert "example" in text, command
+
+
+def test_the_sandbox_command_prints_a_config_block_and_serves_until_ctrl_c(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tomllib
+
+    import requests
+
+    proc = subprocess.Popen([sys.executable, "-m", "bookings_sync", "sandbox", "--port", "0",
+                             "--seed", "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any(line.startswith("refresh_token") for line in lines):
+            lines.append(proc.stdout.readline())
+        block = tomllib.loads("".join(l for l in lines if not l.startswith("#")))["zoho"]
+        token = requests.post(f"{block['accounts_url']}/oauth/v2/token", data={
+            "grant_type": "refresh_token", "client_id": block["client_id"],
+            "client_secret": block["client_secret"], "refresh_token": block["refresh_token"]},
+            timeout=5).json()["access_token"]
+        listed = requests.get(f"{block['api_url']}/crm/v8/Events", params={"fields": "id,BookingId"},
+                              headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=5)
+        assert len(listed.json()["data"]) == 3
+        config = tmp_path / "sync.toml"
+        config.write_text("".join(l for l in lines if not l.startswith("#"))
+                          + f'[sync]\nstate_dir = "{tmp_path / "state"}"\n')
+        assert cli("--config", str(config), "check").code == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0

@@ -187,6 +187,7 @@ class Server(http.server.ThreadingHTTPServer):
 def serve(sandbox, host: str, port: int) -> tuple[Server, threading.Thread]:
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
     server = Server((host, port), handler)
-    thread = threading.Thread(target=server.serve_forever, name="zoho-sandbox", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="zoho-sandbox", daemon=True)
     thread.start()
     return server, thread
