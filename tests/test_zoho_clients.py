@@ -350,3 +350,21 @@ def test_data_centers_and_overrides():
     assert set(DATA_CENTERS) == {"com", "eu", "in", "com.au", "jp", "ca", "com.cn", "sa"}
     with pytest.raises(ValueError, match="unknown data center 'xx'"):
         endpoints("xx")
+
+
+def test_a_short_lived_token_is_still_reused(tmp_path):
+    with Sandbox(token_ttl=20) as sb:
+        sb.seed(2)
+        clients = Clients(sb, tmp_path)
+        for _ in range(5):
+            list(clients.crm.iter_modified(None, FIELDS))
+        assert sb.calls["accounts.token"] == 1 and sb.calls["crm.list"] == 5
+
+
+def test_a_refused_refresh_is_not_retried_at_once(sb, tmp_path):
+    c = sb.credentials
+    tokens = TokenProvider(make_session(), sb.url, c["client_id"], "wrong-secret-value",
+                           c["refresh_token"])
+    first = expect(ZohoAuthError, tokens.token)
+    again = expect(ZohoAuthError, tokens.token)
+    assert again is first and sb.calls["accounts.token"] == 1

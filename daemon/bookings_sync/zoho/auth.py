@@ -56,6 +56,9 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
+        self._lifetime = 3600.0
+        self._refused: tuple[float, ZohoAuthError] | None = None   # (until, error)
+        self.refusal_cooldown = 60.0
         self.api_domain: str | None = None
         self.refreshes = 0
         self._fingerprint = hashlib.sha256(
@@ -63,11 +66,22 @@ class TokenProvider:
 
     def token(self) -> str:
         with self._lock:
-            if self._token and self._clock() < self._expires_at - self._margin:
+            if self._token and self._clock() < self._refresh_at():
                 return self._token
             if self._load_cache():
                 return self._token
+            if self._refused and self._clock() < self._refused[0]:
+                # Accounts said no a moment ago: asking again at once would only spend the
+                # 10-tokens-per-10-minutes budget (or lock the client out) for the same answer.
+                raise self._refused[1]
             return self._refresh()
+
+    def _refresh_at(self, expires_at: float | None = None, lifetime: float | None = None) -> float:
+        """Refresh ``refresh_margin`` before expiry — or a quarter of the lifetime before, for
+        tokens that live less than four margins (else every use would mint a new one)."""
+        expires_at = self._expires_at if expires_at is None else expires_at
+        lifetime = self._lifetime if lifetime is None else lifetime
+        return expires_at - min(self._margin, lifetime / 4)
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` (rejected by an API). A no-op if it was already replaced."""
@@ -103,14 +117,17 @@ class TokenProvider:
             code = str(error or "no_access_token")
             hint = HINTS.get(code, body.get("error_description") or "")
             message = f"token refresh refused: {code}" + (f" — {hint}" if hint else "")
-            raise ZohoAuthError(message, code=code, status_code=response.status_code)
+            error = ZohoAuthError(message, code=code, status_code=response.status_code)
+            self._refused = (self._clock() + self.refusal_cooldown, error)
+            raise error
         token = str(body["access_token"])
         try:
             lifetime = float(body.get("expires_in", 3600))
         except (TypeError, ValueError):
             lifetime = 3600.0
         self._on_token(token)
-        self._token, self._expires_at = token, self._clock() + lifetime
+        self._token, self._expires_at, self._lifetime = token, self._clock() + lifetime, lifetime
+        self._refused = None
         self.api_domain = body.get("api_domain")
         log.info("zoho.token_refreshed", expires_in=int(lifetime))
         self._save_cache()
@@ -126,19 +143,22 @@ class TokenProvider:
         if not isinstance(data, dict) or data.get("fingerprint") != self._fingerprint:
             return False
         token, expires_at = data.get("access_token"), data.get("expires_at", 0)
-        if not isinstance(token, str) or not isinstance(expires_at, (int, float)):
+        lifetime = data.get("lifetime", 3600.0)
+        if not isinstance(token, str) or not isinstance(expires_at, (int, float)) \
+                or not isinstance(lifetime, (int, float)):
             return False
-        if self._clock() >= expires_at - self._margin:
+        if self._clock() >= self._refresh_at(expires_at, lifetime):
             return False
         self._on_token(token)
-        self._token, self._expires_at = token, float(expires_at)
+        self._token, self._expires_at, self._lifetime = token, float(expires_at), float(lifetime)
         return True
 
     def _save_cache(self) -> None:
         if not self._cache_path:
             return
         payload = json.dumps({"fingerprint": self._fingerprint, "access_token": self._token,
-                              "expires_at": self._expires_at}).encode()
+                              "expires_at": self._expires_at,
+                              "lifetime": self._lifetime}).encode()
         tmp = self._cache_path.with_name(f".{self._cache_path.name}.tmp-{os.getpid()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
