@@ -43,8 +43,8 @@ class CrmClient:
         names = list(dict.fromkeys(["id", "Modified_Time", *fields]))
         params = {"fields": ",".join(names), "sort_by": "Modified_Time", "sort_order": "asc",
                   "per_page": per_page}
-        yield from self._keyset(f"{self.base}/{self.module}", params, since, per_page,
-                                stamp_field="Modified_Time")
+        yield from self._walk(f"{self.base}/{self.module}", params, since, per_page,
+                              keyset_field="Modified_Time")
 
     def iter_deleted(self, since: dt.datetime | None, per_page: int = 200) -> Iterator[list[dict]]:
         """Pages of deleted-record entries (``id``, ``deleted_time`` …) since ``since``.
@@ -53,7 +53,7 @@ class CrmClient:
         keyset paging does not apply: plain pages, then ``page_token`` past 2,000.
         """
         params = {"type": "all", "per_page": per_page}
-        yield from self._pages(f"{self.base}/{self.module}/deleted", params, since, per_page)
+        yield from self._walk(f"{self.base}/{self.module}/deleted", params, since, per_page)
 
     def fields(self) -> list[dict]:
         response = self.http.request("crm", "GET", f"{self.base}/settings/fields",
@@ -112,8 +112,9 @@ class CrmClient:
             raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: reply lacks data/info")
         return data, info
 
-    def _keyset(self, url: str, base: dict, since: dt.datetime | None, per_page: int,
-                stamp_field: str) -> Iterator[list[dict]]:
+    def _walk(self, url: str, base: dict, since: dt.datetime | None, per_page: int,
+              keyset_field: str | None = None) -> Iterator[list[dict]]:
+        """Pages of a list; with ``keyset_field`` (an ascending sort on it), keyset steps."""
         page, token = 1, None
         while True:
             params = dict(base, **({"page_token": token} if token else {"page": page}))
@@ -122,35 +123,18 @@ class CrmClient:
                 yield data
             if not data or not info.get("more_records"):
                 return
-            first, last = _stamp(data[0], stamp_field), _stamp(data[-1], stamp_field)
-            if first < last:
+            if keyset_field and _stamp(data[0], keyset_field) < _stamp(data[-1], keyset_field):
                 # Keyset step, immune to shifts: restart just before the last second seen.
-                since, page, token = last - dt.timedelta(seconds=1), 1, None
+                since = _stamp(data[-1], keyset_field) - dt.timedelta(seconds=1)
+                page, token = 1, None
             elif (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
-                page += 1                                    # a crowded second: step inside it
-            else:
-                token = info.get("next_page_token")
-                if not token:
-                    raise ZohoPayloadError(f"GET {self.module}: more_records without "
-                                           f"next_page_token past {MAX_OFFSET_RECORDS} records")
-
-    def _pages(self, url: str, base: dict, since: dt.datetime | None,
-               per_page: int) -> Iterator[list[dict]]:
-        page, token = 1, None
-        while True:
-            params = dict(base, **({"page_token": token} if token else {"page": page}))
-            data, info = self._list(url, params, since)
-            if data:
-                yield data
-            if not data or not info.get("more_records"):
-                return
-            if (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
-                page += 1
+                page += 1       # no keyset, or a crowded second: step by page
             else:
                 token = info.get("next_page_token")
                 if not token:
                     raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: more_records "
-                                           f"without next_page_token")
+                                           f"without next_page_token past "
+                                           f"{MAX_OFFSET_RECORDS} records")
 
 
 def _server_time(response) -> dt.datetime | None:
