@@ -75,7 +75,7 @@ max_backoff_seconds = 4
         base = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
         self.base = base + dt.timedelta(days=3)
         self.pairs = []
-        for i in range(40):
+        for i in range(60):
             start = self.base + dt.timedelta(hours=i)
             # Staff of two: some moves collide with a colleague's appointment (slot conflict).
             self.pairs.append(self.sb.book(start=start, time_zone=ZONES[i % len(ZONES)],
@@ -106,7 +106,7 @@ max_backoff_seconds = 4
                 self.figures["bookings reschedules"] += 1
             except Refusal:
                 self.figures["bookings-side refusals"] += 1
-        elif roll < 0.53:
+        elif roll < 0.51:
             try:
                 sb.bookings_cancel(booking_id)
                 self.figures["bookings cancels"] += 1

@@ -112,3 +112,17 @@ def test_a_daemon_that_cannot_authenticate_exits_3_before_ready(tmp_path):
     assert "invalid_client" in proc.stderr
     assert "READY=1" not in receive(listener, 0.2)
     listener.close()
+
+
+def test_zoho_unreachable_at_boot_is_waited_out_not_fatal(tmp_path):
+    with Sandbox() as sb:
+        config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
+    # The sandbox is gone: the daemon waits (no READY=1), and SIGTERM still stops it cleanly.
+    daemon = subprocess.Popen([sys.executable, "-m", "bookings_sync", "--config", str(config),
+                               "--log-format", "json"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    assert daemon.poll() is None
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+    assert b"daemon.waiting_for_zoho" in daemon.stderr.read()

@@ -24,6 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from bookings_sync.engine.cycle import CycleReport
 from bookings_sync.runtime import Runtime
+from bookings_sync.zoho.errors import ZohoUnreachable
 
 log = structlog.get_logger("bookings_sync.service")
 
@@ -66,29 +67,27 @@ def status_line(report: CycleReport) -> str:
     return text
 
 
+def _first_token(runtime: Runtime, stopping: threading.Event) -> bool:
+    """Fetch the first access token, waiting out a Zoho that is unreachable at boot (1 s,
+    doubling to 60 s). Wrong credentials raise; a stop request returns False."""
+    delay = 1.0
+    while True:
+        try:
+            runtime.tokens.token()
+            return True
+        except ZohoUnreachable as exc:
+            log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
+            if stopping.wait(delay):
+                return False
+            delay = min(delay * 2, 60.0)
+
+
 def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     notifier = notifier or Notifier()
     interval = runtime.config.sync.interval
-    runtime.tokens.token()   # fail fast on credentials: READY=1 means it really works
     cycle_lock = threading.Lock()
     stopping = threading.Event()
-
-    def job() -> None:
-        if stopping.is_set():
-            return
-        with cycle_lock:
-            try:
-                report = runtime.cycle.run()
-            except Exception:   # a bug must not kill the scheduler thread silently
-                log.exception("cycle.crashed")
-                notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
-                return
-            notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
-
     scheduler = BlockingScheduler(timezone=dt.timezone.utc)
-    scheduler.add_job(job, "interval", seconds=interval, id="sync", max_instances=1,
-                      coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc),
-                      misfire_grace_time=None)
 
     def stop(signum, _frame) -> None:
         if stopping.is_set():
@@ -96,13 +95,35 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
         stopping.set()
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
         notifier.notify("STOPPING=1")
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    log.info("daemon.start", interval=interval, state_dir=str(runtime.config.sync.state_dir))
-    notifier.notify("READY=1", f"STATUS=running, first cycle now, then every {interval:g} s")
     try:
-        scheduler.start()
+        # READY=1 means it really works: config, state and credentials are good.
+        if not _first_token(runtime, stopping):
+            log.info("daemon.stopped")
+            return 0
+
+        def job() -> None:
+            if stopping.is_set():
+                return
+            with cycle_lock:
+                try:
+                    report = runtime.cycle.run()
+                except Exception:   # a bug must not kill the scheduler thread silently
+                    log.exception("cycle.crashed")
+                    notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
+                    return
+                notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
+
+        scheduler.add_job(job, "interval", seconds=interval, id="sync", max_instances=1,
+                          coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc),
+                          misfire_grace_time=None)
+        log.info("daemon.start", interval=interval, state_dir=str(runtime.config.sync.state_dir))
+        notifier.notify("READY=1", f"STATUS=running, first cycle now, then every {interval:g} s")
+        if not stopping.is_set():
+            scheduler.start()
     finally:
         with cycle_lock:   # let a running cycle finish before we close the store
             stopping.set()
