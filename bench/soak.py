@@ -197,6 +197,8 @@ max_backoff_seconds = 4
             "crm calls": sum(v for k, v in sb.calls.items() if k.startswith("crm.")),
             "bookings calls": sum(v for k, v in sb.calls.items() if k.startswith("bookings.")),
             "token calls": sb.calls["accounts.token"],
+            "tokens minted": sum(1 for e in sb.request_log if e["endpoint"] == "accounts.token"
+                                 and e["status"] == 200),
         }
 
 
