@@ -229,7 +229,9 @@ def scenario_naive(bench: Bench, n: int, ours: dict) -> dict:
     cursor = bench.clock.now()
     idle = session.get(f"{sb.url}/crm/v8/Events", headers=dict(
         headers, **{"If-Modified-Since": format_crm_datetime(cursor)}),
-        params=dict(params, page=1, sort_by="Modified_Time", sort_order="asc"))
+        params={"fields": params["fields"], "per_page": 200, "page": 1,
+                "sort_by": "Modified_Time", "sort_order": "asc"})
+    assert idle.status_code == 204, idle.status_code
     idle_calls = ours["crm_calls"]
     return {
         "meetings": n,
