@@ -136,6 +136,12 @@ max_backoff_seconds = 4
 
     def run(self) -> dict:
         self.start_daemon()
+        # The first cycle is the baseline: it records what exists and acts on nothing, so the
+        # storm starts only once it is committed.
+        state = self.workdir / "state" / "state.json"
+        deadline = time.monotonic() + 30
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         deadline = time.monotonic() + self.seconds
         next_sample = 0.0
         while time.monotonic() < deadline:

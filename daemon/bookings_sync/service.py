@@ -1,32 +1,43 @@
-"""The resident daemon: an APScheduler ``BlockingScheduler`` running one cycle per interval,
+"""The resident daemon: an APScheduler ``BackgroundScheduler`` running one cycle per interval,
 talking to systemd, stopping cleanly.
 
 - The interval job has ``max_instances=1`` and ``coalesce=True`` (a slow cycle never overlaps the
-  next; missed runs collapse into one) and runs first at start.
-- SIGTERM / SIGINT stop the scheduler; a cycle already running finishes (its commits are
-  atomic, but a half-done cycle would re-spend API calls), then the process exits 0.
+  next; missed runs collapse into one) and runs first at start. A cycle longer than the interval
+  logs one ``cycle.overran`` warning instead of APScheduler's "skipped" line per missed tick.
+- SIGTERM / SIGINT: no new cycle starts; a cycle already running finishes (its commits are
+  atomic, but a half-done cycle would re-spend API calls), then the process exits 0. Before
+  READY=1 (waiting for Zoho at boot) nothing is under way, so a signal stops at once.
 - systemd ``Type=notify``: ``READY=1`` once config, state and the first token are good,
-  ``WATCHDOG=1`` and ``STATUS=`` after every cycle, ``STOPPING=1`` on the way out. The protocol is a
-  datagram to ``$NOTIFY_SOCKET`` (sd_notify(3)); :class:`Notifier` is those few lines of stdlib
-  code, so there is no libsystemd dependency.
+  ``WATCHDOG=1`` and ``STATUS=`` after every cycle, ``STOPPING=1`` on the way out. When systemd
+  sets ``$WATCHDOG_USEC`` the daemon also pings at half that period for as long as no cycle has
+  been running longer than it — so an ``interval`` longer than ``WatchdogSec`` is fine, and a hung
+  cycle still gets the daemon restarted. The protocol is a datagram to ``$NOTIFY_SOCKET``
+  (sd_notify(3)); :class:`Notifier` is those few lines of stdlib code, so there is no libsystemd
+  dependency.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import select
 import signal
 import socket
 import threading
+import time
 
 import structlog
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from bookings_sync.engine.cycle import CycleReport
 from bookings_sync.runtime import Runtime
 from bookings_sync.zoho.errors import ZohoUnreachable
 
 log = structlog.get_logger("bookings_sync.service")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Notifier:
@@ -54,6 +65,76 @@ class Notifier:
             self._sock.close()
 
 
+def watchdog_period() -> float | None:
+    """``$WATCHDOG_USEC`` in seconds when the watchdog is meant for this process (sd_watchdog_enabled(3))."""
+    pid = os.environ.get("WATCHDOG_PID")
+    if pid and pid != str(os.getpid()):
+        return None
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    return usec / 1e6 if usec > 0 else None
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler only while booting, when there is nothing to finish.
+    A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+
+class _Signals:
+    """SIGTERM and SIGINT as a byte on a pipe (``signal.set_wakeup_fd``), read by the main thread.
+
+    Past boot the handler does nothing itself: logging, sd_notify and ``Event.set()`` take locks
+    that the interrupted main thread may be holding at that very bytecode — a deadlock a
+    stopping daemon would meet once in a long while. So the main thread waits on the pipe and
+    does all of that itself once awake.
+    """
+
+    def __init__(self) -> None:
+        self.interruptible = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+
+    def _handler(self, signum, _frame) -> None:
+        if self.interruptible:
+            raise _Stop(signum)
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        """The name of the stop signal received (now or earlier), or None after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._r], [], [], left)
+            if not ready:
+                return None
+            try:
+                data = os.read(self._r, 64)
+            except BlockingIOError:
+                continue
+            for number in data:
+                if number in STOP_SIGNALS:
+                    return signal.Signals(number).name
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._old_fd)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        os.close(self._r)
+        os.close(self._w)
+
+
+class _QuietMaxInstances(logging.Filter):
+    """APScheduler says "skipped: maximum number of running instances reached" for every tick a
+    long cycle spans; the daemon logs one ``cycle.overran`` line per such cycle instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
 def status_line(report: CycleReport) -> str:
     s = report.summary()
     done = sum(report.outcomes.values())
@@ -67,68 +148,97 @@ def status_line(report: CycleReport) -> str:
     return text
 
 
-def _first_token(runtime: Runtime, stopping: threading.Event) -> bool:
+def _first_token(runtime: Runtime, signals: _Signals) -> str | None:
     """Fetch the first access token, waiting out a Zoho that is unreachable at boot (1 s,
-    doubling to 60 s). Wrong credentials raise; a stop request returns False."""
+    doubling to 60 s). Wrong credentials raise. Returns the stop signal's name if one came."""
     delay = 1.0
     while True:
         try:
             runtime.tokens.token()
-            return True
+            return None
         except ZohoUnreachable as exc:
             log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
-            if stopping.wait(delay):
-                return False
+            name = signals.wait(delay)
+            if name:
+                return name
             delay = min(delay * 2, 60.0)
 
 
 def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     notifier = notifier or Notifier()
     interval = runtime.config.sync.interval
+    watchdog = watchdog_period()
     cycle_lock = threading.Lock()
     stopping = threading.Event()
-    scheduler = BlockingScheduler(timezone=dt.timezone.utc)
-
-    def stop(signum, _frame) -> None:
-        if stopping.is_set():
-            return
-        stopping.set()
-        log.info("daemon.stopping", signal=signal.Signals(signum).name)
-        notifier.notify("STOPPING=1")
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    cycle_started: list[float] = []       # monotonic start of the cycle running now, if any
+    # One worker: the sync job and the watchdog ping are the only jobs, and the job's
+    # max_instances=1 keeps cycles from overlapping.
+    scheduler = BackgroundScheduler(timezone=dt.timezone.utc,
+                                    executors={"default": ThreadPoolExecutor(2)})
+    quiet = _QuietMaxInstances()
+    logging.getLogger("apscheduler.scheduler").addFilter(quiet)
+    signals = _Signals()
     try:
         # READY=1 means it really works: config, state and credentials are good.
-        if not _first_token(runtime, stopping):
+        signals.interruptible = True
+        try:
+            name = _first_token(runtime, signals) or signals.wait(0)
+        except _Stop as stop:
+            name = signal.Signals(stop.args[0]).name
+        finally:
+            signals.interruptible = False
+        if name:
+            log.info("daemon.stopping", signal=name, before_ready=True)
             log.info("daemon.stopped")
             return 0
 
         def job() -> None:
-            if stopping.is_set():
-                return
+            # The stop check is inside the lock: once the main thread has set `stopping` under
+            # the lock, no cycle can start against a store that is about to be closed.
             with cycle_lock:
+                if stopping.is_set():
+                    return
+                cycle_started.append(time.monotonic())
                 try:
                     report = runtime.cycle.run()
                 except Exception:   # a bug must not kill the scheduler thread silently
                     log.exception("cycle.crashed")
                     notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
                     return
+                finally:
+                    took = time.monotonic() - cycle_started.pop()
                 notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
+                if took > interval:
+                    log.warning("cycle.overran", duration_s=round(took, 1), interval=interval,
+                                hint="cycles do not overlap: the next one starts at the next tick")
+
+        def keepalive() -> None:
+            # A cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
+            if not cycle_started or time.monotonic() - cycle_started[0] < watchdog:
+                notifier.notify("WATCHDOG=1")
 
         scheduler.add_job(job, "interval", seconds=interval, id="sync", max_instances=1,
                           coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc),
                           misfire_grace_time=None)
-        log.info("daemon.start", interval=interval, state_dir=str(runtime.config.sync.state_dir))
+        if watchdog:
+            scheduler.add_job(keepalive, "interval", seconds=watchdog / 2, id="watchdog",
+                              max_instances=1, coalesce=True, misfire_grace_time=None)
+        log.info("daemon.start", interval=interval, state_dir=str(runtime.config.sync.state_dir),
+                 **({"watchdog_s": watchdog} if watchdog else {}))
         notifier.notify("READY=1", f"STATUS=running, first cycle now, then every {interval:g} s")
-        if not stopping.is_set():
-            scheduler.start()
+        scheduler.start()
+        name = signals.wait()
+        log.info("daemon.stopping", signal=name)
+        notifier.notify("STOPPING=1", "STATUS=stopping: letting the running cycle finish")
+        stopping.set()
+        scheduler.shutdown(wait=True)      # waits for a running cycle
     finally:
-        with cycle_lock:   # let a running cycle finish before we close the store
+        with cycle_lock:   # belt and braces: no cycle runs once we return and the store closes
             stopping.set()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        signals.close()
+        logging.getLogger("apscheduler.scheduler").removeFilter(quiet)
         notifier.close()
     log.info("daemon.stopped")
     return 0

@@ -115,6 +115,9 @@ class Cycle:
         if not dry_run and take_retry_requests(store):
             log.info("retry.requested", pending=store.pending_count())
         records, bad = self._fetch(store.cursor)
+        # The server's clock when the last page of changes was served; later replies (the
+        # deleted list, retries) could claim a window closed that this read did not see close.
+        read_at = self.crm.server_time
         deleted = self._fetch_deleted(store.meta().get("deleted_cursor"))
         report.fetched = len(records) + len(bad)
         plan = planner.plan(
@@ -138,7 +141,7 @@ class Cycle:
         store.remove_pending(plan.drop_pending)
         store.remove_failures(plan.clear_failures)
         meta = {"cursor": plan.cursor, "baseline_done": True,
-                "cursor_settled": self._settled(plan.cursor),
+                "cursor_settled": self._settled(plan.cursor, read_at),
                 # Deletions are watched from the server's high-water mark at baseline on.
                 "deleted_cursor": plan.deleted_cursor or plan.cursor}
         if report.baseline:
@@ -186,9 +189,8 @@ class Cycle:
             return from_utc_iso(cursor)
         return from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
 
-    def _settled(self, cursor: str | None) -> str | None:
-        """The cursor, if the server's clock at our last read was past its overlap window."""
-        server = self.crm.server_time
+    def _settled(self, cursor: str | None, server: dt.datetime | None) -> str | None:
+        """The cursor, if the server's clock at our read was past its overlap window."""
         if not cursor or server is None:
             return None
         closes = from_utc_iso(cursor) + dt.timedelta(seconds=self.config.sync.overlap_seconds + 1)

@@ -2,7 +2,7 @@
 
 The embedded default for the demo and the peer of every integration test, over real HTTP on
 127.0.0.1. Its fidelity is a feature — when it and Zoho's documents disagree, the sandbox is
-wrong (tests check it with Zoho's own SDK and OpenAPI files).
+wrong (tests check it with Zoho's own SDK and OpenAPI files). It follows shared/zoho-api.md.
 
     with Sandbox(crm_time_zone="Europe/Berlin") as sb:
         meeting_id, booking_id = sb.book(start=..., time_zone="Asia/Kolkata")
@@ -10,9 +10,25 @@ wrong (tests check it with Zoho's own SDK and OpenAPI files).
         sb.calls["bookings.rescheduleappointment"]
 
 The control surface (this class, and ``POST /_sandbox/<verb>`` with a JSON body for drivers in
-other processes) seeds data, edits as CRM or Bookings users would, injects faults, expires
-tokens, counts calls per endpoint and keeps the full request log. The daemon never imports this
-package.
+other processes, see ``control.py``) seeds data, edits as CRM or Bookings users would, injects
+faults, expires tokens, counts calls per endpoint and keeps the request log (credentials
+masked, the Authorization header never stored). The daemon never imports this package, and this
+package never imports the daemon's Zoho client: one shared bug must not cancel out.
+
+Layout: ``clock`` (real or frozen time) · ``world`` (data, tokens, the Bookings→CRM
+integration) · ``wire`` (Zoho's date formats, record/appointment/field rendering) ·
+``accounts`` / ``crm`` / ``bookings`` (the three APIs) · ``server`` (HTTP, faults, log) ·
+``control`` (``/_sandbox``).
+
+Where Zoho's documents are silent, the sandbox chooses (and says so here):
+* CRM without an Authorization header → 401 AUTHENTICATION_FAILURE; unknown/expired token →
+  401 INVALID_TOKEN. Bookings without a valid token → 401 with an HTML page.
+* A cancelled meeting has ``$event_cancelled: true`` (Zoho's documented marker) and the status
+  field (default ``Meeting_Status``) set to "Cancelled"; Bookings "completed"/"noshow" set it to
+  "Completed"/"No Show" through the integration.
+* Bookings over its daily limit → HTTP 200 ``response.status = "failure"`` + ``errormessage``.
+* Unknown record id on GET ``Events/{id}`` → 400 INVALID_DATA (details.id).
+* The 11th access token within 10 minutes → HTTP 400 ``{"error": "Access Denied", ...}``.
 """
 
 from __future__ import annotations
@@ -37,6 +53,8 @@ SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutt
 
 
 class Sandbox:
+    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``."""
+
     def __init__(self, *, crm_time_zone: str = "UTC", token_ttl: float = 3600,
                  booking_id_field: str = "BookingId", status_field: str = "Meeting_Status",
                  clock=None, client_id: str = "1000.SANDBOXCLIENTID0000000000000",
@@ -113,6 +131,12 @@ class Sandbox:
         """``count`` upcoming booking-linked meetings in mixed time zones, no slot overlaps."""
         rng = random.Random(rng_seed)
         base = self.clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+        with self.world.lock:
+            # A second seed starts after everything booked so far: slots stay distinct.
+            ends = [a["start"] + dt.timedelta(minutes=a["duration"])
+                    for a in self.world.appointments.values()]
+        if ends and max(ends) > base:
+            base = max(ends).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
         pairs = []
         staff = max(8, count // 20)     # about 20 appointments a day per staff member
         for i in range(count):
@@ -128,12 +152,19 @@ class Sandbox:
             self.world.move_meeting(meeting_id, new_start)
 
     def crm_edit(self, meeting_id: str, **fields) -> None:
+        """A CRM user edits fields (datetimes as aware datetimes). Bookings is not told."""
+        for key, value in fields.items():
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None:
+                    raise ValueError(f"{key}: aware datetime needed")
+                fields[key] = value.astimezone(dt.timezone.utc).replace(microsecond=0)
         with self.world.lock:
             self.world.touch(meeting_id, **fields)
 
     def crm_cancel(self, meeting_id: str) -> None:
+        """As CRM's Cancel Meeting action (no Bookings effect): see ``world.cancel_meeting``."""
         with self.world.lock:
-            self.world.touch(meeting_id, **{self.world.status_field: "Cancelled"})
+            self.world.cancel_meeting(meeting_id)
 
     def crm_delete(self, meeting_id: str) -> None:
         with self.world.lock:
@@ -175,6 +206,9 @@ class Sandbox:
 
     def inject(self, path_contains: str, kind: str, count: int = 1,
                retry_after: float | None = None, stall_seconds: float = 30.0) -> None:
+        """The next ``count`` requests whose path contains ``path_contains`` get the fault:
+        "429" (TOO_MANY_REQUESTS, ``Retry-After`` when given), "500" (INTERNAL_ERROR),
+        "stall" (answer after ``stall_seconds``), "drop" (socket closed, no response)."""
         if kind not in ("429", "500", "stall", "drop"):
             raise ValueError(f"unknown fault {kind!r}: 429 | 500 | stall | drop")
         with self._log_lock:
@@ -212,7 +246,9 @@ class Sandbox:
     def _bookings_budget(self) -> bool:
         if self.bookings_daily_limit is None:
             return True
-        today = self.clock.now().date()
+        # Zoho counts the day in the org's time zone: the workspace zone here.
+        zone = pytz.timezone(self.world.workspace_time_zone)
+        today = self.clock.now().astimezone(zone).date()
         day, used = self._bookings_day or (today, 0)
         if day != today:
             used = 0
@@ -221,46 +257,6 @@ class Sandbox:
             return False
         self._bookings_day = (today, used + 1)
         return True
-
-    # -- HTTP control surface (for drivers in another process) -----------------------------------
-
-    def _control(self, request):
-        from .server import Reply
-        body = request.json if isinstance(request.json, dict) else {}
-        verb = request.path.rstrip("/").rsplit("/", 1)[-1]
-
-        def when(key):
-            return dt.datetime.fromisoformat(body[key]).astimezone(dt.timezone.utc)
-
-        try:
-            if verb == "seed":
-                return Reply(200, {"pairs": self.seed(int(body.get("count", 1)))})
-            if verb == "crm_move":
-                self.crm_move(body["meeting_id"], when("start"))
-            elif verb == "bookings_reschedule":
-                self.bookings_reschedule(body["booking_id"], when("start"))
-            elif verb == "bookings_cancel":
-                self.bookings_cancel(body["booking_id"])
-            elif verb == "crm_cancel":
-                self.crm_cancel(body["meeting_id"])
-            elif verb == "crm_delete":
-                self.crm_delete(body["meeting_id"])
-            elif verb == "inject":
-                self.inject(body["path"], body["kind"], int(body.get("count", 1)),
-                            body.get("retry_after"), float(body.get("stall_seconds", 30)))
-            elif verb == "expire_tokens":
-                self.expire_tokens()
-            elif verb == "calls":
-                return Reply(200, dict(self.calls))
-            elif verb == "clock" and isinstance(self.clock, FrozenClock):
-                if "set" in body:
-                    self.clock.set(when("set"))
-                self.clock.advance(float(body.get("advance", 0)))
-            else:
-                return Reply(404, {"error": f"unknown control verb {verb!r}"})
-        except (KeyError, ValueError) as exc:
-            return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
-        return Reply(200, {"ok": True})
 
 
 def serve_forever_cli(port: int, seed: int, host: str = "127.0.0.1") -> int:

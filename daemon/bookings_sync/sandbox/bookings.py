@@ -5,8 +5,11 @@ Envelope ``{"response": {"returnvalue": {...}, "status": "success"}}``. Business
 taken by the same staff member, start in the past, appointment cancelled or completed, unknown
 booking id) are HTTP 200 with ``returnvalue.status = "failure"`` and a message. A missing or bad
 token gets HTTP 401 with an HTML page, as Zoho Bookings does. Over the per-day call limit (when
-set) the sandbox answers HTTP 429 — Zoho documents the limit, not its reply, so a client should
-treat it as "try later".
+set; authenticated calls counted per sandbox-clock day in the workspace time zone, token requests excluded) the
+sandbox answers HTTP 200 ``{"response": {"status": "failure", "errormessage": "API call limit
+exceeded for the day"}}`` — Zoho documents the limit, not its reply; this is the
+``response.errormessage`` failure shape public clients parse (shared/zoho-api.md). A client
+cannot tell it from a business refusal by shape alone, only by its text.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def handle(sandbox, request):
         if not world.token_valid(request.token):
             return Reply(401, HTML_401, content_type="text/html;charset=UTF-8")
         if not sandbox._bookings_budget():
-            return Reply(429, {"response": {"status": "failure", "errormessage":
+            return Reply(200, {"response": {"status": "failure", "errormessage":
                                "API call limit exceeded for the day"}})
         p = request.param
         try:

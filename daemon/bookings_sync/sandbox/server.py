@@ -6,6 +6,12 @@ credentials masked — the log is test evidence and must itself be safe to print
 consumed in order by the first requests whose path contains the fault's text: ``429`` (CRM's
 TOO_MANY_REQUESTS body, optional ``Retry-After``), ``500`` (INTERNAL_ERROR), ``stall`` (sleep,
 then answer) and ``drop`` (close the socket without a byte of response).
+
+``Sandbox.on_page(endpoint, query)``, when set, runs for every 200 page of ``crm.list`` and
+``crm.deleted`` once that page is final and before it is sent: a test edits data "between two
+page requests" without racing the client.
+
+HTTP/1.1 with keep-alive: every reply has an exact Content-Length, except 204 (none, per RFC).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from . import accounts, bookings, crm
+from . import accounts, bookings, control, crm
 
 MASKED = {"client_secret", "refresh_token", "access_token", "code"}
 
@@ -28,7 +34,12 @@ class Reply:
         self.status, self.body, self.content_type = status, body, content_type
         self.headers = headers or {}
 
+    def freeze(self) -> None:
+        self._payload = self.encode()
+
     def encode(self) -> bytes:
+        if getattr(self, "_payload", None) is not None:
+            return self._payload
         if self.body is None:
             return b""
         if isinstance(self.body, (bytes, str)):
@@ -61,6 +72,19 @@ def endpoint_name(method: str, path: str) -> str:
     if path.startswith("/_sandbox/"):
         return "control." + path.rstrip("/").rsplit("/", 1)[-1]
     return "unknown"
+
+
+def _multipart(ctype: str, raw: bytes) -> dict:
+    import email.parser
+    import email.policy
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + raw)
+    form = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            form[name] = part.get_payload(decode=True).decode("utf-8", "replace")
+    return form
 
 
 def _mask(values: dict) -> dict:
@@ -110,6 +134,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = None
+        elif raw and ctype.lower().startswith("multipart/form-data"):
+            # Public Bookings clients post multipart forms; Zoho reads them like url-encoded.
+            form = _multipart(ctype, raw)
         elif raw:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
                                                  keep_blank_values=True).items()}
@@ -142,10 +169,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except Exception as exc:   # a sandbox bug must show as Zoho's 500, not a hang
             reply = Reply(500, {"code": "INTERNAL_ERROR", "details": {"error": repr(exc)},
                                 "message": "Internal server error occurred.", "status": "error"})
-        self._send(reply, entry)
         hook = sandbox.on_page
         if hook is not None and name in ("crm.list", "crm.deleted") and reply.status == 200:
-            hook(name, dict(query))
+            # The page is final (encoded) before the hook runs, and the client cannot ask for
+            # the next page before it has this one: whatever the hook changes happens strictly
+            # between two page requests — deterministically, which "after sending" is not.
+            reply.freeze()
+            try:
+                hook(name, dict(query))
+            except Exception as exc:     # a broken hook must not take the connection down
+                entry["hook_error"] = repr(exc)
+        self._send(reply, entry)
 
     def _route(self, request: Request) -> Reply:
         sandbox = self.sandbox
@@ -157,7 +191,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/bookings/v1/json/"):
             return bookings.handle(sandbox, request)
         if path.startswith("/_sandbox/"):
-            return sandbox._control(request)
+            return control.handle(sandbox, request)
         return Reply(404, "<html><head><title>404 Not Found</title></head><body>Not Found"
                           "</body></html>", content_type="text/html")
 
@@ -166,9 +200,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry["status"] = reply.status
         try:
             self.send_response(reply.status)
-            if payload or reply.status not in (204, 304):
+            if reply.status in (204, 304):
+                # RFC 9110: no body and no Content-Length on 204; the client knows it is empty.
+                payload = b""
+            else:
                 self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(payload)))
             for key, value in reply.headers.items():
                 self.send_header(key, value)
             self.end_headers()

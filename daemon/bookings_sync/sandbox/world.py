@@ -8,9 +8,11 @@ Meetings field (its API name is configurable, as in real orgs), and writes every
 cancel and status change made in Bookings back into that meeting, bumping ``Modified_Time``.
 That write-back is what makes a sync loop possible, so it is real here.
 
-A cancelled meeting: Zoho's docs do not say which field the Cancel Meetings action sets; the
-sandbox sets the picklist ``Meeting_Status`` (name configurable) to "Cancelled", which is also
-how an org's own status field would show it.
+A cancelled meeting: Zoho's Cancel Meeting docs (CRM v2.1-v8, "meeting-cancel") say the state
+shows in the record's ``$event_cancelled`` key; the sandbox sets that to true *and* sets the
+picklist ``Meeting_Status`` (name configurable) to "Cancelled", the field an org maps for its own
+status and the one the daemon's ``[crm] status_field`` reads. Bookings-side cancels reach the
+meeting the same way through the integration (Zoho does not document which fields it writes).
 
 All instants are aware UTC; rendering to the wire format is the handlers' job. One lock guards
 everything; the HTTP server is threaded.
@@ -94,7 +96,7 @@ class World:
             "Owner": dict(OWNER), "Created_By": dict(OWNER), "Modified_By": dict(OWNER),
             "Created_Time": now, "Modified_Time": now, "Participants": [], "What_Id": None,
             "Who_Id": None, "Description": None, self.status_field: "Scheduled",
-            self.booking_id_field: None,
+            self.booking_id_field: None, "$event_cancelled": False,
         }
         record.update(fields)
         self.meetings[meeting_id] = record
@@ -107,6 +109,9 @@ class World:
         record["Modified_Time"] = second(self.clock.now())
         self.version += 1
         return record
+
+    def cancel_meeting(self, meeting_id: str) -> dict:
+        return self.touch(meeting_id, **{self.status_field: "Cancelled", "$event_cancelled": True})
 
     def move_meeting(self, meeting_id: str, start: dt.datetime) -> None:
         record = self.meetings[meeting_id]
@@ -205,7 +210,10 @@ class World:
             raise Refusal(f"Invalid action {action!r}")
         self._check_open(appointment)
         appointment["status"] = action
-        self._write_back(appointment, **{self.status_field: CRM_STATUS_FOR[action]})
+        fields = {self.status_field: CRM_STATUS_FOR[action]}
+        if action == "cancel":
+            fields["$event_cancelled"] = True
+        self._write_back(appointment, **fields)
         return appointment
 
     def _write_back(self, appointment: dict, **fields) -> None:

@@ -1,0 +1,123 @@
+"""``POST /_sandbox/<verb>`` — the control surface for drivers in another process.
+
+Each verb is a thin JSON wrapper over a :class:`~bookings_sync.sandbox.Sandbox` method, so a
+subprocess demo or soak driver can do exactly what an in-process test does. Request bodies are
+JSON objects; datetimes travel as ISO 8601 strings *with* an offset (a naive one is refused:
+"which zone?" is the bug this project exists to avoid). Replies are JSON: ``{"ok": true}`` or the
+verb's result; a bad request is HTTP 400 ``{"error": "..."}``, an unknown verb 404. These
+requests are not Zoho traffic: they are neither counted in ``calls`` nor logged, and faults never
+apply to them.
+
+Verbs (body keys):
+    seed (count, rng_seed)                 → {"pairs": [[meeting_id, booking_id], ...]}
+    book (start, time_zone, duration_minutes, staff_id, customer_time_zone, service_id)
+                                           → {"meeting_id", "booking_id"}
+    crm_move (meeting_id, start) · crm_edit (meeting_id, fields{...}) · crm_cancel (meeting_id)
+    crm_delete (meeting_id)
+    bookings_reschedule (booking_id, start) · bookings_cancel (booking_id)
+    bookings_set_status (booking_id, status)
+    meeting (meeting_id) · appointment (booking_id) · meeting_for_booking (booking_id)
+    set_crm_time_zone (name) · set_bookings_daily_limit (limit|null)
+    inject (path, kind, count, retry_after, stall_seconds) · clear_faults · expire_tokens
+    calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
+    clock (set, advance) → {"now"}   (set/advance need a FrozenClock; {} just reads it)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .world import Refusal
+
+
+def _when(text) -> dt.datetime:
+    value = dt.datetime.fromisoformat(str(text))
+    if value.tzinfo is None:
+        raise ValueError(f"datetime {text!r} has no offset")
+    return value.astimezone(dt.timezone.utc)
+
+
+def _jsonable(value):
+    """Internal copies hold aware datetimes; JSON gets ISO strings."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _edit_fields(fields: dict) -> dict:
+    # Datetime fields arrive as ISO strings; the model stores aware UTC datetimes.
+    out = {}
+    for key, value in fields.items():
+        if key in ("Start_DateTime", "End_DateTime") and isinstance(value, str):
+            value = _when(value)
+        out[key] = value
+    return out
+
+
+def handle(sandbox, request):
+    from .server import Reply
+
+    body = request.json if isinstance(request.json, dict) else {}
+    verb = request.path.rstrip("/").rsplit("/", 1)[-1]
+    if request.method != "POST":
+        return Reply(405, {"error": "control verbs are POST with a JSON body"})
+    sb = sandbox
+    actions = {
+        "seed": lambda: {"pairs": sb.seed(int(body.get("count", 1)),
+                                          int(body.get("rng_seed", 0)))},
+        "book": lambda: dict(zip(("meeting_id", "booking_id"), sb.book(
+            _when(body["start"]), time_zone=body.get("time_zone", "UTC"),
+            duration_minutes=int(body.get("duration_minutes", 30)),
+            staff_id=body.get("staff_id", "staff-1"),
+            customer_time_zone=body.get("customer_time_zone"),
+            service_id=body.get("service_id", "svc-1")))),
+        "crm_move": lambda: sb.crm_move(body["meeting_id"], _when(body["start"])),
+        "crm_edit": lambda: sb.crm_edit(body["meeting_id"],
+                                        **_edit_fields(body.get("fields") or {})),
+        "crm_cancel": lambda: sb.crm_cancel(body["meeting_id"]),
+        "crm_delete": lambda: sb.crm_delete(body["meeting_id"]),
+        "bookings_reschedule": lambda: sb.bookings_reschedule(body["booking_id"],
+                                                              _when(body["start"])),
+        "bookings_cancel": lambda: sb.bookings_cancel(body["booking_id"]),
+        "bookings_set_status": lambda: sb.bookings_set_status(body["booking_id"],
+                                                              body["status"]),
+        "meeting": lambda: sb.meeting(body["meeting_id"]),
+        "appointment": lambda: sb.appointment(body["booking_id"]),
+        "meeting_for_booking": lambda: {"meeting_id": sb.meeting_for_booking(body["booking_id"])},
+        "set_crm_time_zone": lambda: sb.set_crm_time_zone(body["name"]),
+        "set_bookings_daily_limit": lambda: sb.set_bookings_daily_limit(
+            None if body.get("limit") is None else int(body["limit"])),
+        "inject": lambda: sb.inject(body["path"], str(body["kind"]), int(body.get("count", 1)),
+                                    body.get("retry_after"),
+                                    float(body.get("stall_seconds", 30.0))),
+        "clear_faults": sb.clear_faults,
+        "expire_tokens": sb.expire_tokens,
+        "calls": lambda: dict(sb.calls),
+        "request_log": lambda: list(sb.request_log),
+        "reset_counters": sb.reset_counters,
+        "clock": lambda: _clock(sb, body),
+    }
+    action = actions.get(verb)
+    if action is None:
+        return Reply(404, {"error": f"unknown control verb {verb!r}",
+                           "verbs": sorted(actions)})
+    try:
+        result = action()
+    except (KeyError, ValueError, TypeError, LookupError, Refusal) as exc:
+        return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+    return Reply(200, _jsonable(result) if result is not None else {"ok": True})
+
+
+def _clock(sb, body: dict) -> dict:
+    if "set" in body or "advance" in body:
+        if not hasattr(sb.clock, "advance"):
+            raise TypeError("the sandbox runs on the real clock; start it with a FrozenClock")
+        if "set" in body:
+            sb.clock.set(_when(body["set"]))
+        if "advance" in body:
+            sb.clock.advance(float(body["advance"]))
+    return {"now": sb.clock.now()}
