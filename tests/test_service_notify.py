@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -120,9 +121,13 @@ def test_zoho_unreachable_at_boot_is_waited_out_not_fatal(tmp_path):
     # The sandbox is gone: the daemon waits (no READY=1), and SIGTERM still stops it cleanly.
     daemon = subprocess.Popen([sys.executable, "-m", "bookings_sync", "--config", str(config),
                                "--log-format", "json"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-    time.sleep(2.5)
-    assert daemon.poll() is None
-    daemon.send_signal(signal.SIGTERM)
+                              stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(daemon.stderr), daemon=True)
+    reader.start()
+    try:
+        assert wait_for(lambda: any("daemon.waiting_for_zoho" in l for l in lines), 30)
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0
-    assert b"daemon.waiting_for_zoho" in daemon.stderr.read()
