@@ -81,8 +81,18 @@ def test_console_is_one_event_per_line(busy):
 
 def test_journald_lines_carry_the_syslog_priority(busy):
     sb, config = busy
-    result = run(config, "--log-format", "logfmt", env={"JOURNAL_STREAM": "8:12345"})
-    lines = result.stderr.strip().splitlines()
+    # JOURNAL_STREAM must name stderr's own device:inode (systemd.exec(5)); a pipe stands in.
+    read_end, write_end = os.pipe()
+    info = os.fstat(write_end)
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "BOOKINGS_SYNC_CONFIG")}
+    env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+    proc = subprocess.Popen([sys.executable, "-m", "bookings_sync", "--config", str(config),
+                             "--run-once", "--log-format", "logfmt"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=write_end)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        lines = pipe.read().strip().splitlines()
+    proc.wait(timeout=60)
     assert all(re.match(r"^<[3467]>", line) for line in lines), lines
     for line in lines:
         record = parse_logfmt(line[3:])

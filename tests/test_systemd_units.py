@@ -36,19 +36,35 @@ def test_systemd_analyze_verify_is_clean(tmp_path):
     assert ours == [], ours
 
 
-def test_exposure_score_is_at_most_2(tmp_path):
-    folder = installed_copy(tmp_path)
-    proc = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager",
-                           str(folder / "bookings-sync.service")], capture_output=True, text=True)
+def exposure(unit: Path) -> float:
+    proc = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager", str(unit)],
+                          capture_output=True, text=True)
     if proc.returncode != 0 and "offline" in proc.stderr:
         pytest.skip(f"this systemd-analyze has no --offline: {proc.stderr.strip()}")
     match = re.search(r"Overall exposure level for \S+: ([\d.]+)", proc.stdout)
-    assert match, proc.stdout[-2000:]
-    score = float(match.group(1))
+    assert match, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return float(match.group(1))
+
+
+def test_exposure_score_is_at_most_2(tmp_path):
+    folder = installed_copy(tmp_path)
+    score = exposure(folder / "bookings-sync.service")
     print(f"systemd-analyze security exposure: {score}")
     assert score <= 2.0
     readme = (REPO / "README.md").read_text()
     assert f"exposure level {score}" in readme, "README must record the current score"
+    # The timer's oneshot runs the same code with the same hardening.
+    assert exposure(folder / "bookings-sync-once.service") <= 2.0
+
+
+def test_verify_is_not_vacuous(tmp_path):
+    """verify really reads our files: a misspelt key in a copy is reported."""
+    folder = installed_copy(tmp_path)
+    unit = folder / "bookings-sync.service"
+    unit.write_text(unit.read_text().replace("NoNewPrivileges=yes", "NoNewPrivilege=yes"))
+    proc = subprocess.run([ANALYZE, "verify", "bookings-sync.service"], cwd=folder,
+                          capture_output=True, text=True)
+    assert "Unknown key 'NoNewPrivilege'" in proc.stderr, proc.stderr
 
 
 def test_the_service_contract():

@@ -1,9 +1,10 @@
 """``bookings-sync check`` — the checklist a new user runs first.
 
 Each line is ✓ or ✗ with a hint that names the likely cause. It stops at the first failure that
-makes the rest meaningless (no token → no API checks). It costs at most one token request (none
-when the cache holds a valid token), one CRM call and one Bookings call, and never touches the
-snapshot, so it is safe beside a running daemon.
+makes the rest meaningless (no token → no API checks). It costs one token request, one CRM call
+and one Bookings call, and never touches the snapshot or the token cache, so it is safe beside a
+running daemon. The token request is real even when the cache holds a valid token: a client
+secret changed since that token was minted must show here, not an hour later in the daemon.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ def check_command(path: Path, out=sys.stdout) -> int:
 
     session = make_session()
     tokens = TokenProvider(session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
-                           zoho.refresh_token, cache_path=config.token_cache_path,
-                           on_token=logs.redactor.add)
+                           zoho.refresh_token, cache_path=None, on_token=logs.redactor.add)
     http = ZohoHttp(tokens, session, timeout=(10.0, zoho.timeout))
     try:
         tokens.token()

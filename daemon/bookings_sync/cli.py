@@ -8,6 +8,7 @@ failed (a refusal, a held mass-cancel, a record we could not read) · 2 configur
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve_forever_cli(args.port, args.seed, host=args.host)
         if args.command in ("status", "retry"):
             from bookings_sync import ops
-            config = config_mod.load(config_mod.config_path(args.config), check_state_dir=False)
+            config = _load_for_state(config_mod.config_path(args.config))
             if args.command == "status":
                 return ops.status_command(config.sync.state_dir, as_json=args.json)
             return ops.retry_command(config.sync.state_dir, args.meeting_ids)
@@ -136,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _load_for_state(path):
+    """The config for ``status`` and ``retry``, which read only ``[sync] state_dir`` and call no
+    API. An operator's shell has no ``$CREDENTIALS_DIRECTORY`` (the service's secrets are
+    systemd credentials), so missing secrets must not stop them: placeholders stand in while
+    the file is read, and are never sent anywhere."""
+    placeholders = {name: "unused-by-this-command" for name in config_mod.SECRET_ENV.values()
+                    if not os.environ.get(name, "").strip()}
+    os.environ.update(placeholders)
+    try:
+        return config_mod.load(path, check_state_dir=False)
+    finally:
+        for name in placeholders:
+            del os.environ[name]
 
 
 def _run(args) -> int:

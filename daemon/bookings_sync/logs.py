@@ -2,10 +2,11 @@
 
 structlog and the standard library (APScheduler, urllib3) share one handler through
 ``structlog.stdlib.ProcessorFormatter``, so every line has the same shape. Formats:
-``console`` (a TTY's default), ``logfmt`` (default otherwise) and ``json``. Under journald
-(``JOURNAL_STREAM`` set) each line starts with the syslog priority (``<3>`` error, ``<4>``
-warning, ``<6>`` info, ``<7>`` debug) so ``journalctl -p warning`` works. ``--log-file`` uses a
-``WatchedFileHandler``: the file is reopened when logrotate moves it.
+``console`` (a TTY's default), ``logfmt`` (default otherwise) and ``json``. When stderr is
+journald's stream (``JOURNAL_STREAM`` names its device and inode, systemd.exec(5)) each line
+starts with the syslog priority (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug) so
+``journalctl -p warning`` works. ``--log-file`` uses a ``WatchedFileHandler``: the file is
+reopened when logrotate moves it.
 
 Redaction is the last processor before rendering, as structlog recommends: values under
 secret-looking keys are masked, and every registered secret string (client secret, refresh token,
@@ -88,6 +89,18 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         return line
 
 
+def is_journal_stream(stream) -> bool:
+    """Is ``stream`` the journald stream systemd gave this service? ``JOURNAL_STREAM`` is
+    inherited by everything a service starts — terminals run as user services hand it to every
+    shell — so only a matching device:inode counts, as systemd.exec(5) asks."""
+    try:
+        device, inode = (int(part) for part in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        info = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):   # unset, malformed, or not a real file
+        return False
+    return (info.st_dev, info.st_ino) == (device, inode)
+
+
 def default_format(stream=None) -> str:
     stream = stream or sys.stderr
     return "console" if hasattr(stream, "isatty") and stream.isatty() else "logfmt"
@@ -98,7 +111,7 @@ def setup(fmt: str | None = None, *, level: str = "info", log_file: str | None =
     """Configure structlog + logging once. Safe to call again (tests, sandbox)."""
     stream = stream or sys.stderr
     fmt = fmt or default_format(stream)
-    journald = bool(os.environ.get("JOURNAL_STREAM")) and not log_file
+    journald = not log_file and is_journal_stream(stream)
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -5,6 +5,11 @@ atomic replace of the state file means it always reads a whole one. ``retry`` re
 failures and releases cancels held by the mass-cancel guard. When a daemon holds the state
 directory, ``retry`` drops a request file there instead, which the daemon applies at the start of
 its next cycle — the daemon stays the only writer.
+
+Request files sit in the state directory itself, not in a folder of their own: under systemd the
+daemon is a ``DynamicUser`` that owns the state directory, while ``retry`` runs as root — a folder
+root created would be one the daemon cannot delete a request from. A request the daemon cannot
+delete is not applied (it would be applied again every cycle) but logged as an error.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import os
 import sys
 from pathlib import Path
 
-from bookings_sync.store import SnapshotStore, StateLocked, atomic_write_json
+import structlog
+
+from bookings_sync.store import SnapshotStore, StateCorrupt, StateLocked, atomic_write_json
 from bookings_sync.zoho.timefmt import from_utc_iso, utc_iso
 
-REQUESTS_DIR = "requests"
+log = structlog.get_logger("bookings_sync.ops")
+
+RETRY_REQUEST_GLOB = "retry-request-*.json"
 
 
 def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
@@ -41,8 +50,7 @@ def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
             "meetings_tracked": store.meeting_count(),
             "pending": pending, "held": sum(1 for a in pending if a.get("held")),
             "failures": failures,
-            "retry_requests_waiting": len(list((state_dir / REQUESTS_DIR).glob("retry-*.json")))
-            if (state_dir / REQUESTS_DIR).is_dir() else 0,
+            "retry_requests_waiting": len(list(state_dir.glob(RETRY_REQUEST_GLOB))),
         }
 
 
@@ -92,7 +100,12 @@ def print_status(status: dict, out=sys.stdout) -> None:
 
 
 def status_command(state_dir: Path, *, as_json: bool) -> int:
-    status = collect_status(state_dir)
+    try:
+        status = collect_status(state_dir)
+    except (OSError, StateCorrupt) as exc:
+        # Typically a user who may not read the service's state dir (0700): say so in one line.
+        print(f"bookings-sync: cannot read the state in {state_dir}: {exc}", file=sys.stderr)
+        return 2
     if as_json:
         json.dump(status, sys.stdout, indent=2, sort_keys=True)
         print()
@@ -130,33 +143,67 @@ def apply_retry(store: SnapshotStore, meeting_ids: list[str] | None) -> int:
 
 def take_retry_requests(store: SnapshotStore) -> int:
     """Apply retry requests left by ``bookings-sync retry`` while this process held the lock."""
-    folder = store.state_dir / REQUESTS_DIR
-    if not folder.is_dir():
-        return 0
     total = 0
-    for request in sorted(folder.glob("retry-*.json")):
+    for request in sorted(store.state_dir.glob(RETRY_REQUEST_GLOB)):
         try:
-            ids = json.loads(request.read_text()).get("meeting_ids")
-        except (OSError, ValueError):
-            ids = None
-        total += apply_retry(store, ids)
-        request.unlink(missing_ok=True)
+            ids = json.loads(request.read_text())["meeting_ids"]
+            if ids is not None and not isinstance(ids, list):
+                raise ValueError("meeting_ids is neither a list nor null")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Not ours, or damaged: "retry everything" is not a safe reading of it.
+            log.error("retry.request_not_applied", file=str(request), error=str(exc),
+                      hint="run `bookings-sync retry` again")
+            ids = False
+        try:
+            # Delete first: a request that stayed would be applied again at every cycle.
+            request.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.error("retry.request_not_applied", file=str(request), error=str(exc),
+                      hint="delete the file and run `bookings-sync retry` again")
+            continue
+        if ids is not False:
+            total += apply_retry(store, ids)
     return total
+
+
+def _unknown_ids(store: SnapshotStore, meeting_ids: list[str]) -> list[str]:
+    known = store.failures().keys() | store.pending().keys()
+    return [m for m in meeting_ids if m not in known]
 
 
 def retry_command(state_dir: Path, meeting_ids: list[str]) -> int:
     try:
-        store = SnapshotStore.open(state_dir)
-    except StateLocked:
-        folder = state_dir / REQUESTS_DIR
-        folder.mkdir(exist_ok=True)
-        name = f"retry-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{os.getpid()}.json"
-        atomic_write_json(folder / name, {"meeting_ids": meeting_ids or None})
-        print(f"the daemon holds {state_dir}; retry request queued, it applies at the next cycle")
-        return 0
+        try:
+            store = SnapshotStore.open(state_dir)
+        except StateLocked:
+            return _queue_retry(state_dir, meeting_ids)
+    except (OSError, StateCorrupt) as exc:
+        print(f"bookings-sync: cannot open the state in {state_dir}: {exc}", file=sys.stderr)
+        return 2
     with store:
+        unknown = _unknown_ids(store, meeting_ids)
         count = apply_retry(store, meeting_ids or None)
         store.commit()
+    for meeting_id in unknown:
+        print(f"meeting {meeting_id}: no failure or waiting action recorded (see `status`)")
     scope = ", ".join(meeting_ids) if meeting_ids else "all"
     print(f"re-queued {count} action(s) ({scope}); they run at the next cycle")
+    return 1 if unknown and not count else 0
+
+
+def _queue_retry(state_dir: Path, meeting_ids: list[str]) -> int:
+    """A daemon holds the lock: leave it a request file (it stays the only writer)."""
+    if meeting_ids:
+        with SnapshotStore.open_readonly(state_dir) as store:
+            unknown = _unknown_ids(store, meeting_ids)
+        for meeting_id in unknown:
+            print(f"meeting {meeting_id}: no failure or waiting action recorded (see `status`)")
+        if len(unknown) == len(meeting_ids):
+            return 1
+    name = RETRY_REQUEST_GLOB.replace(
+        "*", f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{os.getpid()}")
+    atomic_write_json(state_dir / name, {"meeting_ids": meeting_ids or None})
+    print(f"the daemon holds {state_dir}; retry request queued, it applies at the next cycle")
     return 0

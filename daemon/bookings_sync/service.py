@@ -66,7 +66,8 @@ class Notifier:
 
 
 def watchdog_period() -> float | None:
-    """``$WATCHDOG_USEC`` in seconds when the watchdog is meant for this process (sd_watchdog_enabled(3))."""
+    """``$WATCHDOG_USEC`` in seconds, when the watchdog is meant for this process
+    (sd_watchdog_enabled(3)); None without one."""
     pid = os.environ.get("WATCHDOG_PID")
     if pid and pid != str(os.getpid()):
         return None
@@ -96,8 +97,8 @@ class _Signals:
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
-        self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
 
     def _handler(self, signum, _frame) -> None:
         if self.interruptible:
@@ -170,9 +171,8 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     watchdog = watchdog_period()
     cycle_lock = threading.Lock()
     stopping = threading.Event()
-    cycle_started: list[float] = []       # monotonic start of the cycle running now, if any
-    # One worker: the sync job and the watchdog ping are the only jobs, and the job's
-    # max_instances=1 keeps cycles from overlapping.
+    running = {"since": None}     # monotonic start of the cycle under way, None between cycles
+    # Two workers: the sync job and the watchdog ping (max_instances=1 keeps cycles apart).
     scheduler = BackgroundScheduler(timezone=dt.timezone.utc,
                                     executors={"default": ThreadPoolExecutor(2)})
     quiet = _QuietMaxInstances()
@@ -180,13 +180,14 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     signals = _Signals()
     try:
         # READY=1 means it really works: config, state and credentials are good.
-        signals.interruptible = True
         try:
-            name = _first_token(runtime, signals) or signals.wait(0)
-        except _Stop as stop:
-            name = signal.Signals(stop.args[0]).name
-        finally:
+            signals.interruptible = True
+            name = _first_token(runtime, signals)
             signals.interruptible = False
+        except _Stop as stop:
+            signals.interruptible = False
+            name = signal.Signals(stop.args[0]).name
+        name = name or signals.wait(0)
         if name:
             log.info("daemon.stopping", signal=name, before_ready=True)
             log.info("daemon.stopped")
@@ -198,7 +199,7 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
             with cycle_lock:
                 if stopping.is_set():
                     return
-                cycle_started.append(time.monotonic())
+                started = running["since"] = time.monotonic()
                 try:
                     report = runtime.cycle.run()
                 except Exception:   # a bug must not kill the scheduler thread silently
@@ -206,15 +207,17 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
                     notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
                     return
                 finally:
-                    took = time.monotonic() - cycle_started.pop()
+                    running["since"] = None
                 notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
+                took = time.monotonic() - started
                 if took > interval:
                     log.warning("cycle.overran", duration_s=round(took, 1), interval=interval,
-                                hint="cycles do not overlap: the next one starts at the next tick")
+                                hint="cycles never overlap: the next one starts at the next tick")
 
         def keepalive() -> None:
             # A cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
-            if not cycle_started or time.monotonic() - cycle_started[0] < watchdog:
+            since = running["since"]
+            if since is None or time.monotonic() - since < watchdog:
                 notifier.notify("WATCHDOG=1")
 
         scheduler.add_job(job, "interval", seconds=interval, id="sync", max_instances=1,
@@ -231,7 +234,7 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
         log.info("daemon.stopping", signal=name)
         notifier.notify("STOPPING=1", "STATUS=stopping: letting the running cycle finish")
         stopping.set()
-        scheduler.shutdown(wait=True)      # waits for a running cycle
+        scheduler.shutdown(wait=True)      # returns once a cycle under way has finished
     finally:
         with cycle_lock:   # belt and braces: no cycle runs once we return and the store closes
             stopping.set()

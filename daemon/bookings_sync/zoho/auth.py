@@ -29,11 +29,11 @@ from .errors import ZohoAuthError, ZohoPayloadError, ZohoUnreachable
 log = structlog.get_logger("bookings_sync.zoho.auth")
 
 HINTS = {
-    "invalid_client": "client_id or client_secret is wrong, or belongs to another data center "
-                      "(a wrong data center is a common cause)",
-    "invalid_code": "the refresh token is wrong, revoked, or was issued to another client",
+    "invalid_client": "check client_id/client_secret and the data center — a wrong data center "
+                      "is a common cause",
+    "invalid_code": "the refresh token is wrong or revoked (or was issued to another client)",
     "Access Denied": "too many token requests: Zoho allows 10 access tokens per 10 minutes per "
-                     "refresh token",
+                     "refresh token; wait, and make sure only one daemon uses this refresh token",
 }
 
 
@@ -60,6 +60,7 @@ class TokenProvider:
         self._refused: tuple[float, ZohoAuthError] | None = None   # (until, error)
         self.refusal_cooldown = 60.0
         self.api_domain: str | None = None
+        # Token requests sent by this process, each attempt counted (ZohoHttp adds re-sends).
         self.refreshes = 0
         self._fingerprint = hashlib.sha256(
             "\0".join((self._url, client_id, refresh_token)).encode()).hexdigest()
@@ -88,8 +89,9 @@ class TokenProvider:
         with self._lock:
             if self._token == token:
                 self._token, self._expires_at = None, 0.0
-                if self._cache_path:
-                    self._cache_path.unlink(missing_ok=True)
+            # The shared cache may meanwhile hold another process's fresh token: keep that.
+            if self._cached_token() == token:
+                self._cache_path.unlink(missing_ok=True)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -133,14 +135,25 @@ class TokenProvider:
         self._save_cache()
         return token
 
-    def _load_cache(self) -> bool:
+    def _read_cache(self) -> dict | None:
+        """The cache file's content if it is ours (same fingerprint), else None."""
         if not self._cache_path:
-            return False
+            return None
         try:
             data = json.loads(self._cache_path.read_text())
         except (OSError, ValueError):
-            return False
+            return None
         if not isinstance(data, dict) or data.get("fingerprint") != self._fingerprint:
+            return None
+        return data
+
+    def _cached_token(self) -> str | None:
+        data = self._read_cache()
+        return data.get("access_token") if data else None
+
+    def _load_cache(self) -> bool:
+        data = self._read_cache()
+        if data is None:
             return False
         token, expires_at = data.get("access_token"), data.get("expires_at", 0)
         lifetime = data.get("lifetime", 3600.0)

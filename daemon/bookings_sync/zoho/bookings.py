@@ -5,8 +5,12 @@ requests (slot taken, time in the past, appointment closed, unknown id) with HTT
 three shapes, all handled (public clients disagree on which one Zoho uses):
 ``returnvalue.status == "failure"`` + ``returnvalue.message``; ``response.status == "failure"`` +
 ``response.errormessage``; ``response.status != "success"`` + ``response.message``. Those become
-:class:`BookingsRefused` with Zoho's own text. Times are ``dd-MMM-yyyy HH:mm:ss`` wall time in
-the appointment's ``time_zone``.
+:class:`BookingsRefused` with Zoho's own text — except Zoho's per-day API call limit, which
+arrives in the same shape but is no verdict on the appointment: it becomes
+:class:`ZohoUnreachable` (code ``BOOKINGS_CALL_LIMIT``), so the engine retries on a later cycle
+instead of recording a refusal (or reverting the CRM meeting). A reply we cannot read is a
+:class:`ZohoPayloadError` naming the booking and the missing or bad value. Times are
+``dd-MMM-yyyy HH:mm:ss`` wall time in the appointment's ``time_zone``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 
-from .errors import BookingsRefused, ZohoPayloadError
+from .errors import BookingsRefused, ZohoPayloadError, ZohoUnreachable
 from .http import ZohoHttp
 from .timefmt import TimeFormatError, parse_bookings_time, zone
 
 STATUS_ACTIONS = ("completed", "cancel", "noshow")
+# "API call limit exceeded for the day": Zoho's daily quota, not a business refusal. Kept narrow:
+# "booking limit for the day" (a staff member's quota) is a real refusal.
+_CALL_LIMIT = re.compile(r"\b(api|calls?)\b.{0,30}\blimit", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +76,20 @@ class BookingsClient:
         value = self._call("GET", "getappointment", booking_id, params={"booking_id": booking_id})
         return Appointment.from_returnvalue(value, booking_id)
 
-    def reschedule(self, booking_id: str, start_time: str, staff_id: str | None = None) -> dict:
-        """Move the appointment; ``start_time`` is wall time in its ``time_zone``. Returns
-        Bookings' returnvalue (the appointment as it is now)."""
+    def reschedule(self, booking_id: str, start_time: str, staff_id: str | None = None
+                   ) -> Appointment:
+        """Move the appointment; ``start_time`` is wall time in its ``time_zone``
+        (``dd-MMM-yyyy HH:mm:ss``). Returns the appointment as Bookings now holds it."""
         form = {"booking_id": booking_id, "start_time": start_time}
         if staff_id:
             form["staff_id"] = staff_id
-        return self._call("POST", "rescheduleappointment", booking_id, data=form)
+        value = self._call("POST", "rescheduleappointment", booking_id, data=form)
+        try:
+            return Appointment.from_returnvalue(value, booking_id)
+        except ZohoPayloadError as exc:
+            # The move itself was accepted: say so, so nobody sends it again blindly.
+            raise ZohoPayloadError(f"rescheduled, but the reply is unreadable: {exc.message}",
+                                   code="rescheduleappointment") from None
 
     def update_status(self, booking_id: str, action: str) -> dict:
         if action not in STATUS_ACTIONS:
@@ -110,9 +125,16 @@ class BookingsClient:
         if status != "success":
             message = (envelope.get("errormessage") or envelope.get("message")
                        or (value.get("message") if isinstance(value, dict) else None))
-            raise BookingsRefused(f"{message or 'request failed'}", code=verb)
+            _refuse(verb, booking_id, message)
         if not isinstance(value, dict):
             raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply has no returnvalue")
         if str(value.get("status", "")).lower() == "failure":
-            raise BookingsRefused(str(value.get("message") or "request failed"), code=verb)
+            _refuse(verb, booking_id, value.get("message"))
         return value
+
+
+def _refuse(verb: str, booking_id: str, message) -> None:
+    text = str(message or "request failed")
+    if _CALL_LIMIT.search(text):
+        raise ZohoUnreachable(f"Bookings {verb} {booking_id}: {text}", code="BOOKINGS_CALL_LIMIT")
+    raise BookingsRefused(text, code=verb)

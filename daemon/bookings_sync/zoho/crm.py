@@ -1,14 +1,28 @@
 """Zoho CRM Meetings (module ``Events``): list what changed, list what was deleted, read the field
 list, update a meeting.
 
-**Keyset paging.** Plain offset paging (page=1, 2, …) skips a record when another one is edited
-between two page requests: the edited record jumps to the end of a ``Modified_Time`` ordering and
-everything behind it moves up one slot. So after each full page the next request starts again at
-page 1 with ``If-Modified-Since`` = the last record's ``Modified_Time`` minus one second; records
-of that second come again and the caller drops them by (id, Modified_Time). Only when that would
-not advance — the whole page shares one second, e.g. a bulk update of hundreds of meetings — do
-we step to page 2, 3 … under the same ``If-Modified-Since``, and past 2,000 records
-(``page × per_page``) continue with Zoho's ``page_token``. 204 (and 304) mean "nothing".
+**Keyset paging** (:meth:`CrmClient.iter_modified`, sorted by ``Modified_Time`` ascending).
+Plain offset paging (page=1, 2, …) skips a record when another one is edited between two page
+requests: the edited record jumps to the end of the ordering and everything behind it moves up
+one slot. So:
+
+1. After a page with ``more_records``, the next request starts again at ``page=1`` with
+   ``If-Modified-Since`` = the page's last ``Modified_Time`` minus one second. Records of that
+   second come again; the caller drops duplicates by (id, Modified_Time).
+2. Only when that would not advance — the page's first and last record share one second (a
+   bulk update of hundreds of meetings), so the new since would not pass the records already
+   read — the walk steps by offset under the same ``If-Modified-Since``: page 2, 3, …, and once
+   ``page × per_page`` would pass 2,000, Zoho's ``page_token`` (the previous
+   ``info.next_page_token``).
+3. Offset steps can still skip a record if one read before the step is edited before the next
+   page. The edited record then comes back later in the same walk with a newer
+   ``Modified_Time``; when that happens after an offset step, the walk rewinds to page 1 with
+   ``If-Modified-Since`` = its old ``Modified_Time`` minus one second and reads that stretch
+   again (at most ``MAX_REWINDS`` times a walk). A record *deleted* inside a crowded second
+   during the walk shifts positions unseen; the engine's overlap re-read is the backstop there.
+
+204 (and 304) mean "nothing". The deleted list (sorted by deletion time by Zoho, no sort
+parameter) is paged plainly, ``page_token`` past 2,000.
 """
 
 from __future__ import annotations
@@ -17,11 +31,15 @@ import datetime as dt
 import email.utils
 from typing import Iterator, Sequence
 
+import structlog
+
 from .errors import ZohoApiError, ZohoPayloadError
 from .http import ZohoHttp
 from .timefmt import TimeFormatError, format_crm_datetime, parse_crm_datetime
 
 MAX_OFFSET_RECORDS = 2000          # page × per_page reachable without a page_token
+MAX_REWINDS = 5                    # re-reads after a detected shift, per walk
+log = structlog.get_logger("bookings_sync.zoho.crm")
 NO_CONTENT = (204, 304)
 
 
@@ -114,27 +132,53 @@ class CrmClient:
 
     def _walk(self, url: str, base: dict, since: dt.datetime | None, per_page: int,
               keyset_field: str | None = None) -> Iterator[list[dict]]:
-        """Pages of a list; with ``keyset_field`` (an ascending sort on it), keyset steps."""
+        """Pages of a list; with ``keyset_field`` (an ascending sort on it), keyset steps and
+        rewinds as the module docstring describes."""
+        what = url.rsplit("/crm/", 1)[-1]
         page, token = 1, None
+        offset_steps = rewinds = 0
+        # id -> (keyset value as sent, offset_steps when last seen): spots an edit that may
+        # have shifted a later offset page.
+        seen: dict[str, tuple[str, int]] = {}
         while True:
             params = dict(base, **({"page_token": token} if token else {"page": page}))
             data, info = self._list(url, params, since)
+            rewind_to = None
+            if keyset_field and data:
+                first, last = _stamp(data[0], keyset_field), _stamp(data[-1], keyset_field)
+                for record in data:
+                    value = record.get(keyset_field)
+                    before = seen.get(record.get("id"))
+                    if before and before[0] != value and before[1] < offset_steps:
+                        old = _stamp({"id": record.get("id"), keyset_field: before[0]},
+                                     keyset_field)
+                        rewind_to = old if rewind_to is None else min(rewind_to, old)
+                    seen[record.get("id")] = (value, offset_steps)
             if data:
                 yield data
+            if rewind_to is not None:
+                if rewinds < MAX_REWINDS:
+                    rewinds += 1
+                    log.info("crm.paging_rewind", path=what, rewinds=rewinds)
+                    since, page, token = rewind_to - dt.timedelta(seconds=1), 1, None
+                    continue
+                # Edits keep landing mid-walk: finish; the engine's overlap re-read covers it.
+                log.warning("crm.paging_rewinds_exhausted", path=what, rewinds=rewinds)
             if not data or not info.get("more_records"):
                 return
-            if keyset_field and _stamp(data[0], keyset_field) < _stamp(data[-1], keyset_field):
+            if keyset_field and first < last:
                 # Keyset step, immune to shifts: restart just before the last second seen.
-                since = _stamp(data[-1], keyset_field) - dt.timedelta(seconds=1)
+                since = last - dt.timedelta(seconds=1)
                 page, token = 1, None
-            elif (page + 1) * per_page <= MAX_OFFSET_RECORDS and token is None:
-                page += 1       # no keyset, or a crowded second: step by page
+                continue
+            offset_steps += 1   # no keyset, or a crowded second: step by offset
+            if token is None and (page + 1) * per_page <= MAX_OFFSET_RECORDS:
+                page += 1
             else:
                 token = info.get("next_page_token")
                 if not token:
-                    raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: more_records "
-                                           f"without next_page_token past "
-                                           f"{MAX_OFFSET_RECORDS} records")
+                    raise ZohoPayloadError(f"GET {what}: more_records without next_page_token "
+                                           f"past {MAX_OFFSET_RECORDS} records")
 
 
 def _server_time(response) -> dt.datetime | None:
