@@ -8,7 +8,6 @@ failed (a refusal, a held mass-cancel, a record we could not read) · 2 configur
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 
@@ -142,16 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 def _load_for_state(path):
     """The config for ``status`` and ``retry``, which read only ``[sync] state_dir`` and call no
     API. An operator's shell has no ``$CREDENTIALS_DIRECTORY`` (the service's secrets are
-    systemd credentials), so missing secrets must not stop them: placeholders stand in while
-    the file is read, and are never sent anywhere."""
-    placeholders = {name: "unused-by-this-command" for name in config_mod.SECRET_ENV.values()
-                    if not os.environ.get(name, "").strip()}
-    os.environ.update(placeholders)
-    try:
-        return config_mod.load(path, check_state_dir=False)
-    finally:
-        for name in placeholders:
-            del os.environ[name]
+    systemd credentials), so missing secrets must not stop them."""
+    return config_mod.load(path, check_state_dir=False, need_secrets=False)
 
 
 def _run(args) -> int:

@@ -100,8 +100,10 @@ def config_path(cli_value: str | None) -> Path:
     return Path(value)
 
 
-def load(path: Path, *, check_state_dir: bool = True) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` with a one-line message."""
+def load(path: Path, *, check_state_dir: bool = True, need_secrets: bool = True) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` with a one-line message.
+    ``need_secrets=False`` is for commands that call no API (``status``, ``retry``): the
+    secrets are then left empty instead of looked up."""
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -115,7 +117,7 @@ def load(path: Path, *, check_state_dir: bool = True) -> Config:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return _build(path, raw, check_state_dir=check_state_dir)
+    return _build(path, raw, check_state_dir=check_state_dir, need_secrets=need_secrets)
 
 
 class _Reader:
@@ -197,7 +199,7 @@ class _Reader:
         return value
 
 
-def _build(path: Path, raw: dict, *, check_state_dir: bool) -> Config:
+def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool = True) -> Config:
     for section in raw:
         if section not in _KNOWN_KEYS:
             raise ConfigError(f"{path}: [{section}]: unknown section "
@@ -221,8 +223,8 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool) -> Config:
     zoho_cfg = ZohoConfig(
         data_center=data_center,
         client_id=zoho.string("client_id", required=True),
-        client_secret=zoho.secret("client_secret"),
-        refresh_token=zoho.secret("refresh_token"),
+        client_secret=zoho.secret("client_secret") if need_secrets else "",
+        refresh_token=zoho.secret("refresh_token") if need_secrets else "",
         accounts_url=accounts_url, api_url=api_url, crm_api_version=version,
         timeout=zoho.number("timeout", 30.0, strictly_positive=True),
     )

@@ -37,6 +37,7 @@ import collections
 import copy
 import datetime as dt
 import random
+import signal
 import sys
 import threading
 
@@ -261,6 +262,8 @@ class Sandbox:
 
 def serve_forever_cli(port: int, seed: int, host: str = "127.0.0.1") -> int:
     """``bookings-sync sandbox``: serve until Ctrl-C, after printing a config block to paste."""
+    # Ctrl-C must stop it even when started with SIGINT ignored (a background job, some CI).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sandbox = Sandbox(host=host, port=port)
     try:
         sandbox.start()

@@ -3,7 +3,7 @@
 Zoho lets one refresh token mint at most 10 access tokens per 10 minutes, and a token lives an
 hour. So a token is reused until ``refresh_margin`` before it expires — across threads (a lock)
 and across ``--run-once`` processes (a 0600 cache file in the state directory, written
-atomically, keyed by a fingerprint of accounts URL, client id and refresh token so a changed
+atomically, keyed by a fingerprint of accounts URL, client id, secret and refresh token so a changed
 config never reuses a stale token). After an API says INVALID_TOKEN, :meth:`invalidate` drops
 exactly that token; a thread that arrives later with the same stale token does not refresh again.
 
@@ -63,7 +63,7 @@ class TokenProvider:
         # Token requests sent by this process, each attempt counted (ZohoHttp adds re-sends).
         self.refreshes = 0
         self._fingerprint = hashlib.sha256(
-            "\0".join((self._url, client_id, refresh_token)).encode()).hexdigest()
+            "\0".join((self._url, client_id, client_secret, refresh_token)).encode()).hexdigest()
 
     def token(self) -> str:
         with self._lock:
