@@ -4,11 +4,15 @@ subprocess exactly as a user or a systemd timer would run it."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+# The frozen sandbox clock of the wire-format tests: Berlin +01:00, Kolkata +05:30, NY -05:00.
+FROZEN_NOW = dt.datetime(2031, 3, 3, 9, 0, tzinfo=dt.timezone.utc)
 
 
 def write_config(sandbox, state_dir: Path, path: Path, *, crm: str = "", sync: str = "") -> Path:

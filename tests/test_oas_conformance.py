@@ -19,11 +19,12 @@ import datetime as dt
 import pytest
 import requests
 
-from bookings_sync.sandbox import FrozenClock, Sandbox
+from bookings_sync.sandbox import Sandbox
+from e2e import FROZEN_NOW
 from zoho_oas import ENV_VAR, ZohoOAS, default_dir, missing_reason
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2031, 3, 3, 9, 0, tzinfo=UTC)          # Europe/Berlin is +01:00 then
+NOW = FROZEN_NOW          # Europe/Berlin is +01:00 then
 FIELDS = ("Event_Title,Start_DateTime,End_DateTime,Modified_Time,Owner,BookingId,Participants,"
           "What_Id")
 
@@ -39,14 +40,8 @@ def oas() -> ZohoOAS:
 
 
 @pytest.fixture
-def clock():
-    return FrozenClock(NOW)
-
-
-@pytest.fixture
-def sb(clock):
-    with Sandbox(crm_time_zone="Europe/Berlin", clock=clock) as sandbox:
-        yield sandbox
+def sb(frozen_sb):
+    return frozen_sb
 
 
 class Crm:

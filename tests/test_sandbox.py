@@ -20,10 +20,11 @@ import time
 import pytest
 import requests
 
-from bookings_sync.sandbox import FrozenClock, Sandbox
+from bookings_sync.sandbox import Sandbox
+from e2e import FROZEN_NOW
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2031, 3, 3, 9, 0, tzinfo=UTC)     # Berlin +01:00, Kolkata +05:30, NY -05:00
+NOW = FROZEN_NOW     # Berlin +01:00, Kolkata +05:30, NY -05:00
 ERROR_KEYS = {"code", "details", "message", "status"}
 INFO_KEYS = {"per_page", "count", "page", "more_records", "sort_by", "sort_order",
              "next_page_token", "previous_page_token", "page_token_expiry", "call", "email"}
@@ -72,15 +73,8 @@ class Client:
 
 
 @pytest.fixture
-def clock():
-    return FrozenClock(NOW)
-
-
-@pytest.fixture
-def fsb(clock):
-    """A sandbox on a frozen clock, its CRM user in Europe/Berlin."""
-    with Sandbox(crm_time_zone="Europe/Berlin", clock=clock) as sb:
-        yield sb
+def fsb(frozen_sb):
+    return frozen_sb
 
 
 @pytest.fixture

@@ -242,9 +242,10 @@ if __name__ == "__main__":
 import pytest  # noqa: E402  (the driver above must not need it)
 
 from bookings_sync.sandbox import FrozenClock, Sandbox  # noqa: E402
+from e2e import FROZEN_NOW  # noqa: E402
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
+NOW = FROZEN_NOW          # Europe/Berlin is +01:00 then
 ANSWER_TIMEOUT = 20.0
 
 
@@ -285,14 +286,8 @@ class SDK:
 
 
 @pytest.fixture
-def clock():
-    return FrozenClock(NOW)
-
-
-@pytest.fixture
-def sb(clock):
-    with Sandbox(crm_time_zone="Europe/Berlin", clock=clock) as sandbox:
-        yield sandbox
+def sb(frozen_sb):
+    return frozen_sb
 
 
 @pytest.fixture
