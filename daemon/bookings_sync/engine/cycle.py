@@ -109,7 +109,7 @@ class Cycle:
         return report
 
     def _run(self, report: CycleReport, *, dry_run: bool, allow_mass_cancel: bool) -> None:
-        store, sync = self.store, self.config.sync
+        store = self.store
         now = self.clock()
         report.baseline = store.is_new
         if not dry_run and take_retry_requests(store):
@@ -118,12 +118,12 @@ class Cycle:
         # The server's clock when the last page of changes was served; later replies (the
         # deleted list, retries) could claim a window closed that this read did not see close.
         read_at = self.crm.server_time
-        deleted = self._fetch_deleted(store.meta().get("deleted_cursor"))
+        deleted_cursor = store.meta().get("deleted_cursor")
+        deleted = self._fetch_deleted(deleted_cursor)
         report.fetched = len(records) + len(bad)
         plan = planner.plan(
             store, records, settings=self.settings, baseline=report.baseline, now=now,
-            cursor=store.cursor, deleted=deleted,
-            deleted_cursor=store.meta().get("deleted_cursor"),
+            cursor=store.cursor, deleted=deleted, deleted_cursor=deleted_cursor,
             upcoming_count=lambda: _upcoming(store, now), allow_mass_cancel=allow_mass_cancel)
         plan.notes[:0] = bad
         report.plan, report.changed, report.planned, report.held = (
@@ -187,6 +187,9 @@ class Cycle:
             return None
         if self.store.meta().get("cursor_settled") == cursor:
             return from_utc_iso(cursor)
+        return self._minus_overlap(cursor)
+
+    def _minus_overlap(self, cursor: str) -> dt.datetime:
         return from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
 
     def _settled(self, cursor: str | None, server: dt.datetime | None) -> str | None:
@@ -215,9 +218,7 @@ class Cycle:
         """Deletions since the deleted-records cursor (server time, like the main cursor)."""
         if self.settings.on_delete == "ignore" or self.store.is_new:
             return []   # nothing tracked yet, or deletions are not acted on: save the call
-        since = None
-        if cursor:
-            since = from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
+        since = self._minus_overlap(cursor) if cursor else None
         items: list[dict] = []
         for page in self.crm.iter_deleted(since):
             items.extend(page)
@@ -238,11 +239,9 @@ class Cycle:
                 row = dict(snap, last_action=action["kind"], outcome=outcome.result,
                            outcome_at=stamp)
                 if outcome.reverted_to:
-                    row["start"] = outcome.reverted_to   # CRM is being put back: expect that
-                    if action.get("end") and action.get("start"):
-                        row["end"] = utc_iso(from_utc_iso(outcome.reverted_to)
-                                             + (from_utc_iso(action["end"])
-                                                - from_utc_iso(action["start"])))
+                    # CRM is being put back: expect that, or its write-back looks like a move.
+                    row["start"] = outcome.reverted_to
+                    row["end"] = outcome.reverted_end or row.get("end")
                 rows.append(row)
             if outcome.result == "retry":
                 attempts = action.get("attempts", 0) + 1

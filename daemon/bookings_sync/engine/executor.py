@@ -45,6 +45,7 @@ class Outcome:
     target: str | None = None
     time_zone: str | None = None
     reverted_to: str | None = None      # UTC ISO start put back into CRM (on_refused = revert)
+    reverted_end: str | None = None
     code: str = ""
 
 
@@ -132,6 +133,7 @@ class Executor:
             outcome.reason += f" (revert in CRM failed: {exc})"
             return
         outcome.reverted_to = utc_iso(start)
+        outcome.reverted_end = utc_iso(end) if end is not None else None
 
     def _set_status(self, action: dict, appointment: Appointment) -> Outcome:
         kind = action["kind"]
