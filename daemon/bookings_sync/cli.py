@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.log_format, level=args.log_level, log_file=args.log_file)
     try:
         if args.command == "sandbox":
-            from bookings_sync.sandbox import serve_forever_cli
+            from bookings_sync.sandbox.cli import serve_forever_cli
             return serve_forever_cli(args.port, args.seed, host=args.host)
         if args.command in ("status", "retry"):
             from bookings_sync import ops

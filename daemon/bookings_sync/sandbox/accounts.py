@@ -9,10 +9,10 @@ reply's ``api_domain`` is the sandbox's own URL, so clients (Zoho's SDK included
 
 from __future__ import annotations
 
+from .messages import Reply
+
 
 def token(world, request, base_url: str):
-    from .server import Reply
-
     p = request.param
     with world.lock:
         if p("grant_type") != "refresh_token":

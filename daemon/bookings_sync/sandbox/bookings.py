@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from . import wire
+from .messages import Reply
 from .world import Refusal
 
 HTML_401 = ("<html><head><title>401 Unauthorized</title></head><body><h1>Unauthorized</h1>"
@@ -24,19 +25,15 @@ HTML_401 = ("<html><head><title>401 Unauthorized</title></head><body><h1>Unautho
 
 
 def _ok(value: dict):
-    from .server import Reply
     return Reply(200, {"response": {"returnvalue": value, "status": "success"}})
 
 
 def _refused(message: str):
-    from .server import Reply
     return Reply(200, {"response": {"returnvalue": {"status": "failure", "message": message},
                                     "status": "success"}})
 
 
 def handle(sandbox, request):
-    from .server import Reply
-
     world = sandbox.world
     verb = request.path.rstrip("/").rsplit("/", 1)[-1]
     with world.lock:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .messages import Reply
 from .world import Refusal
 
 
@@ -59,8 +60,6 @@ def _edit_fields(fields: dict) -> dict:
 
 
 def handle(sandbox, request):
-    from .server import Reply
-
     body = request.json if isinstance(request.json, dict) else {}
     verb = request.path.rstrip("/").rsplit("/", 1)[-1]
     if request.method != "POST":

@@ -16,6 +16,7 @@ import re
 import secrets
 
 from . import wire
+from .messages import Reply
 
 _PATH = re.compile(r"^/crm/v(\d+)/(.*)$")
 MAX_OFFSET = 2000
@@ -24,7 +25,6 @@ SORTABLE = ("id", "Created_Time", "Modified_Time")
 
 
 def error(status: int, code: str, message: str, details: dict | None = None, headers=None):
-    from .server import Reply
     return Reply(status, {"code": code, "details": details or {}, "message": message,
                           "status": "error"}, headers=headers)
 
@@ -105,7 +105,6 @@ def handle(sandbox, request):
 
 
 def _json(status: int, body):
-    from .server import Reply
     return Reply(status, body)
 
 

@@ -1,0 +1,229 @@
+"""The :class:`Sandbox`: the local Zoho's data, HTTP server and control surface in one object.
+
+Tests and drivers hold one of these; ``POST /_sandbox/<verb>`` (``control.py``) exposes the same
+methods to other processes. See the package docstring for what the sandbox promises.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime as dt
+import random
+import threading
+
+import pytz
+
+from . import server
+from .clock import RealClock
+from .world import World
+
+SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutta",
+              "Australia/Sydney", "UTC", "America/Los_Angeles"]
+
+
+class Sandbox:
+    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``."""
+
+    def __init__(self, *, crm_time_zone: str = "UTC", token_ttl: float = 3600,
+                 booking_id_field: str = "BookingId", status_field: str = "Meeting_Status",
+                 clock=None, client_id: str = "1000.SANDBOXCLIENTID0000000000000",
+                 client_secret: str = "sandbox-client-secret-0123456789abcdef",
+                 refresh_token: str = "1000.sandbox-refresh-token.0123456789abcdef",
+                 bookings_daily_limit: int | None = None, workspace_time_zone: str = "UTC",
+                 host: str = "127.0.0.1", port: int = 0):
+        pytz.timezone(crm_time_zone)   # fail early on a typo
+        self.clock = clock or RealClock()
+        self.crm_time_zone = crm_time_zone
+        self.world = World(self.clock, booking_id_field=booking_id_field,
+                           status_field=status_field, client_id=client_id,
+                           client_secret=client_secret, refresh_token=refresh_token,
+                           token_ttl=token_ttl, workspace_time_zone=workspace_time_zone)
+        self.bookings_daily_limit = bookings_daily_limit
+        self._bookings_day: tuple[dt.date, int] | None = None
+        self.calls: collections.Counter = collections.Counter()
+        self.request_log: list[dict] = []
+        self.on_page = None
+        self._faults: list[dict] = []
+        self._log_lock = threading.Lock()
+        self._host, self._port = host, port
+        self._server = None
+        self.url = ""
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> "Sandbox":
+        self._server, _ = server.serve(self, self._host, self._port)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def credentials(self) -> dict:
+        w = self.world
+        return {"client_id": w.client_id, "client_secret": w.client_secret,
+                "refresh_token": w.refresh_token}
+
+    def zoho_toml(self) -> str:
+        c = self.credentials
+        return (f'[zoho]\ndata_center = "com"\naccounts_url = "{self.url}"\napi_url = "{self.url}"\n'
+                f'client_id = "{c["client_id"]}"\nclient_secret = "{c["client_secret"]}"\n'
+                f'refresh_token = "{c["refresh_token"]}"\n')
+
+    # -- seeding and user actions --------------------------------------------------------------
+
+    def book(self, start: dt.datetime, time_zone: str = "UTC", duration_minutes: int = 30,
+             staff_id: str = "staff-1", customer_time_zone: str | None = None,
+             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str, str]:
+        """An appointment booked in Bookings, and its meeting created by the integration."""
+        pytz.timezone(time_zone)
+        with self.world.lock:
+            return self.world.book(start=start, time_zone=time_zone,
+                                   duration_minutes=duration_minutes, staff_id=staff_id,
+                                   service_id=service_id,
+                                   customer=customer or {"name": "Pat Customer",
+                                                         "email": "pat@example.invalid"},
+                                   customer_time_zone=customer_time_zone, check=False)
+
+    def seed(self, count: int, rng_seed: int = 0) -> list[tuple[str, str]]:
+        """``count`` upcoming booking-linked meetings in mixed time zones, no slot overlaps."""
+        rng = random.Random(rng_seed)
+        base = self.clock.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+        with self.world.lock:
+            # A second seed starts after everything booked so far: slots stay distinct.
+            ends = [a["start"] + dt.timedelta(minutes=a["duration"])
+                    for a in self.world.appointments.values()]
+        if ends and max(ends) > base:
+            base = max(ends).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+        pairs = []
+        staff = max(8, count // 20)     # about 20 appointments a day per staff member
+        for i in range(count):
+            start = base + dt.timedelta(minutes=30 * (i // staff))
+            pairs.append(self.book(start=start, time_zone=rng.choice(SEED_ZONES),
+                                   staff_id=f"staff-{i % staff}",
+                                   customer_time_zone=rng.choice(SEED_ZONES)))
+        return pairs
+
+    def crm_move(self, meeting_id: str, new_start: dt.datetime) -> None:
+        """A CRM user drags the meeting (same duration). Bookings is not told."""
+        with self.world.lock:
+            self.world.move_meeting(meeting_id, new_start)
+
+    def crm_edit(self, meeting_id: str, **fields) -> None:
+        """A CRM user edits fields (datetimes as aware datetimes). Bookings is not told."""
+        for key, value in fields.items():
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None:
+                    raise ValueError(f"{key}: aware datetime needed")
+                fields[key] = value.astimezone(dt.timezone.utc).replace(microsecond=0)
+        with self.world.lock:
+            self.world.touch(meeting_id, **fields)
+
+    def crm_cancel(self, meeting_id: str) -> None:
+        """As CRM's Cancel Meeting action (no Bookings effect): see ``world.cancel_meeting``."""
+        with self.world.lock:
+            self.world.cancel_meeting(meeting_id)
+
+    def crm_delete(self, meeting_id: str) -> None:
+        with self.world.lock:
+            self.world.delete_meeting(meeting_id)
+
+    def bookings_reschedule(self, booking_id: str, new_start: dt.datetime) -> None:
+        """A Bookings user moves the appointment; the integration updates the meeting."""
+        with self.world.lock:
+            self.world.reschedule(booking_id, new_start)
+
+    def bookings_cancel(self, booking_id: str) -> None:
+        with self.world.lock:
+            self.world.set_status(booking_id, "cancel")
+
+    def bookings_set_status(self, booking_id: str, action: str) -> None:
+        with self.world.lock:
+            self.world.set_status(booking_id, action)
+
+    def meeting(self, meeting_id: str) -> dict:
+        with self.world.lock:
+            return self.world.snapshot_meeting(meeting_id)
+
+    def appointment(self, booking_id: str) -> dict:
+        with self.world.lock:
+            return copy.deepcopy(self.world.appointments[booking_id])
+
+    def meeting_for_booking(self, booking_id: str) -> str:
+        with self.world.lock:
+            return self.world.appointments[booking_id]["meeting_id"]
+
+    def set_crm_time_zone(self, name: str) -> None:
+        pytz.timezone(name)
+        self.crm_time_zone = name
+
+    def set_bookings_daily_limit(self, limit: int | None) -> None:
+        self.bookings_daily_limit = limit
+
+    # -- faults, tokens, counters ----------------------------------------------------------
+
+    def inject(self, path_contains: str, kind: str, count: int = 1,
+               retry_after: float | None = None, stall_seconds: float = 30.0) -> None:
+        """The next ``count`` requests whose path contains ``path_contains`` get the fault:
+        "429" (TOO_MANY_REQUESTS, ``Retry-After`` when given), "500" (INTERNAL_ERROR),
+        "stall" (answer after ``stall_seconds``), "drop" (socket closed, no response)."""
+        if kind not in ("429", "500", "stall", "drop"):
+            raise ValueError(f"unknown fault {kind!r}: 429 | 500 | stall | drop")
+        with self._log_lock:
+            self._faults.append({"path": path_contains, "kind": kind, "left": count,
+                                 "retry_after": retry_after, "stall_seconds": stall_seconds})
+
+    def clear_faults(self) -> None:
+        with self._log_lock:
+            self._faults.clear()
+
+    def expire_tokens(self) -> None:
+        with self.world.lock:
+            self.world.tokens.clear()
+
+    def reset_counters(self) -> None:
+        with self._log_lock:
+            self.calls.clear()
+            self.request_log.clear()
+
+    def _record(self, name: str, entry: dict) -> None:
+        with self._log_lock:
+            self.calls[name] += 1
+            self.request_log.append(entry)
+
+    def _take_fault(self, path: str) -> dict | None:
+        with self._log_lock:
+            for fault in self._faults:
+                if fault["path"] in path and fault["left"] > 0:
+                    fault["left"] -= 1
+                    if fault["left"] == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _bookings_budget(self) -> bool:
+        if self.bookings_daily_limit is None:
+            return True
+        # Zoho counts the day in the org's time zone: the workspace zone here.
+        zone = pytz.timezone(self.world.workspace_time_zone)
+        today = self.clock.now().astimezone(zone).date()
+        day, used = self._bookings_day or (today, 0)
+        if day != today:
+            used = 0
+        if used >= self.bookings_daily_limit:
+            self._bookings_day = (today, used)
+            return False
+        self._bookings_day = (today, used + 1)
+        return True
