@@ -19,12 +19,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from bookings_sync.engine.model import STATUS_KINDS
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 
 CONFIG_ENV = "BOOKINGS_SYNC_CONFIG"
 SECRET_ENV = {"client_secret": "ZOHO_CLIENT_SECRET", "refresh_token": "ZOHO_REFRESH_TOKEN"}
-# The actions Bookings' updateappointment knows (and the status map may name).
-BOOKINGS_STATUS_ACTIONS = ("completed", "cancel", "noshow")
 
 
 class ConfigError(Exception):
@@ -280,10 +279,10 @@ def _status_map(reader: _Reader) -> dict[str, str]:
     if not isinstance(table, dict):
         reader.fail("status_map", "expected a table [crm.status_map]")
     for crm_value, action in table.items():
-        if action not in BOOKINGS_STATUS_ACTIONS:
+        if action not in STATUS_KINDS:
             reader.fail(f"status_map.{crm_value!r}",
                         f"Bookings has no action {action!r} (one of "
-                        f"{' | '.join(BOOKINGS_STATUS_ACTIONS)})")
+                        f"{' | '.join(STATUS_KINDS)})")
     return dict(table)
 
 
