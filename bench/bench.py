@@ -30,7 +30,6 @@ from bookings_sync.store import SnapshotStore, stamp
 from bookings_sync.zoho.timefmt import format_crm_datetime
 
 ROOT = Path(__file__).resolve().parents[1]
-DAY = 86400
 
 
 def machine() -> dict:
@@ -67,15 +66,7 @@ class Bench:
     def config(self, name: str, extra: str = "") -> Path:
         state = self.workdir / name
         path = self.workdir / f"{name}.toml"
-        path.write_text(f"""{self.sandbox.zoho_toml()}
-[crm]
-booking_id_field = "BookingId"
-
-[sync]
-interval = 60
-state_dir = "{state}"
-{extra}
-""")
+        path.write_text(self.sandbox.config_toml(state, interval=60, sync=extra))
         return path
 
     def run(self, config: Path) -> dict:

@@ -25,17 +25,16 @@ import structlog
 
 from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.zoho.auth import TokenProvider
-from bookings_sync.zoho.bookings import Appointment, BookingsClient
+from bookings_sync.zoho.bookings import Appointment
 from bookings_sync.zoho.connection import connect
 from bookings_sync.zoho.crm import CrmClient
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 from bookings_sync.zoho.errors import (BookingsRefused, ZohoApiError, ZohoAuthError,
                                        ZohoPayloadError, ZohoUnreachable)
-from bookings_sync.zoho.http import ZohoHttp, make_session
+from bookings_sync.zoho.http import make_session
 from bookings_sync.zoho.timefmt import format_bookings_time, parse_crm_datetime
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
+from e2e import NOW, UTC
 FIELDS = ["Event_Title", "Start_DateTime", "End_DateTime", "BookingId"]
 
 SECRETS: set[str] = set()      # client secrets, refresh tokens, every access token issued

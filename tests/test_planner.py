@@ -9,7 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from bookings_sync.engine import planner
 from bookings_sync.engine.meetings import MeetingFields, RecordError
-from bookings_sync.engine.model import DeletedMeeting, Kind, MeetingRecord
+from bookings_sync.engine.model import DeletedMeeting, Kind, MeetingRecord, OnDelete
 from bookings_sync.engine.planner import PlannerSettings, plan
 
 UTC = dt.timezone.utc
@@ -152,7 +152,7 @@ def test_deleted_meeting_is_cancelled_or_ignored_by_config():
     assert run(view, [], deleted=deleted).actions == []      # seen again: already handled
     ignore = View()
     run(ignore, [rec()], baseline=True)
-    quiet = PlannerSettings(on_delete="ignore")
+    quiet = PlannerSettings(on_delete=OnDelete.IGNORE)
     assert run(ignore, [], deleted=deleted, settings=quiet).actions == []
 
 

@@ -91,10 +91,6 @@ class AtomicJSONStorage(Storage):
         self._data = data
         self._dirty = True
 
-    @property
-    def dirty(self) -> bool:
-        return self._dirty
-
     def flush(self) -> bool:
         """Persist if anything changed. Returns whether the file was written."""
         if not self._dirty:

@@ -30,8 +30,8 @@ from bookings_sync.zoho.errors import ZohoError
 from . import planner
 from .executor import AuthLost, Executor, Outcome
 from .meetings import MeetingFields, read_deleted
-from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, Result,
-                    SeenMeeting)
+from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, OnDelete,
+                    Result, SeenMeeting)
 from .retry import after_transient_failure, requeue
 
 log = structlog.get_logger("bookings_sync.cycle")
@@ -238,7 +238,7 @@ class Cycle:
 
     def _read_deleted(self) -> tuple[list[DeletedMeeting], list[Note]]:
         """Deletions since the deleted-records cursor (server time, like the main cursor)."""
-        if self.settings.planner.on_delete == "ignore" or self.store.is_new:
+        if self.settings.planner.on_delete is OnDelete.IGNORE or self.store.is_new:
             return [], []   # nothing tracked yet, or deletions are not acted on: save the call
         cursor = self._deleted_cursor()
         since = self._minus_overlap(cursor) if cursor else None

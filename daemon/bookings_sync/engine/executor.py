@@ -26,7 +26,7 @@ from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
 from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
                                         format_crm_datetime, parse_bookings_wall)
 
-from .model import Action, Kind, Result, closed_state
+from .model import Action, Kind, OnRefused, Result, closed_state
 
 
 class Bookings(Protocol):
@@ -71,7 +71,7 @@ def result_for(exc: Exception) -> Result:
 
 
 class Executor:
-    def __init__(self, bookings: Bookings, crm: Crm, *, on_refused: str = "keep"):
+    def __init__(self, bookings: Bookings, crm: Crm, *, on_refused: OnRefused = OnRefused.KEEP):
         self.bookings = bookings
         self.crm = crm
         self.on_refused = on_refused
@@ -113,7 +113,7 @@ class Executor:
             self.bookings.reschedule(action.booking_id, target)
         except BookingsRefused as exc:
             outcome = Outcome(action, Result.REFUSED, exc.message, code=exc.code, **base)
-            if self.on_refused == "revert":
+            if self.on_refused is OnRefused.REVERT:
                 self._revert(action, appointment, outcome)
             return outcome
         return Outcome(action, Result.DONE, **base)

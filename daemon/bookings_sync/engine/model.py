@@ -67,6 +67,18 @@ class Result(enum.StrEnum):
         return self in (Result.REFUSED, Result.FAILED)
 
 
+class OnDelete(enum.StrEnum):
+    """``[sync] on_delete``: what a CRM deletion of a booking-linked meeting does."""
+    CANCEL = "cancel"           # cancel the appointment
+    IGNORE = "ignore"           # nothing (teams that delete meetings to tidy calendars)
+
+
+class OnRefused(enum.StrEnum):
+    """``[sync] on_refused``: what a reschedule Bookings refuses does to the CRM meeting."""
+    KEEP = "keep"               # leave CRM as the user set it; the failure shows in `status`
+    REVERT = "revert"           # put the meeting back to the time Bookings holds
+
+
 class Hold(enum.StrEnum):
     """Why a recorded action waits for an operator instead of running."""
     MASS_CANCEL = "mass-cancel"

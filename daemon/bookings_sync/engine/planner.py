@@ -28,7 +28,7 @@ import dataclasses
 import datetime as dt
 from typing import Callable, Iterable, Protocol
 
-from .model import (Action, DeletedMeeting, Hold, Kind, MeetingRecord, Note, SeenMeeting)
+from .model import Action, DeletedMeeting, Hold, Kind, MeetingRecord, Note, OnDelete, SeenMeeting
 
 
 class SnapshotView(Protocol):
@@ -43,7 +43,7 @@ class PlannerSettings:
     # CRM value of the status field -> the Bookings action it asks for.
     status_map: dict[str, Kind] = dataclasses.field(default_factory=dict)
     creation_grace_seconds: int = 10
-    on_delete: str = "cancel"          # cancel | ignore
+    on_delete: OnDelete = OnDelete.CANCEL
     max_cancel_fraction: float = 0.2
     max_cancel_floor: int = 5
 
@@ -62,11 +62,6 @@ class Plan:
     clear_failures: list[str] = dataclasses.field(default_factory=list)
     notes: list[Note] = dataclasses.field(default_factory=list)
     held: int = 0                      # cancels held by the mass-cancel guard
-    seen: int = 0                      # records examined (after de-duplication)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.meetings or self.actions or self.drop_pending or self.clear_failures)
 
 
 def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: PlannerSettings,
@@ -76,8 +71,7 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
          allow_mass_cancel: bool = False) -> Plan:
     latest = _latest_versions(records)
     planning = _Planning(view, settings, baseline, now,
-                         Plan(cursor=cursor, deleted_cursor=deleted_cursor, baseline=baseline,
-                              seen=len(latest)))
+                         Plan(cursor=cursor, deleted_cursor=deleted_cursor, baseline=baseline))
     for record in latest.values():
         planning.meeting(record)
     for item in deleted:
@@ -159,7 +153,7 @@ class _Planning:
         row = dataclasses.replace(snap, deleted=True)
         result.meetings.append(row)
         self.actions.pop(item.id, None)
-        if self.baseline or self.settings.on_delete != "cancel":
+        if self.baseline or self.settings.on_delete is not OnDelete.CANCEL:
             return
         if self.settings.status_action(snap.status) is Kind.CANCEL:
             return    # cancelled before it was deleted: that cancel is already planned or done

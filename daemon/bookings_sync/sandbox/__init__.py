@@ -34,6 +34,6 @@ Where Zoho's documents are silent, the sandbox chooses (and says so here):
 """
 
 from .app import Sandbox
-from .clock import FrozenClock, RealClock
+from .clock import FrozenClock, RealClock, wait_for
 
-__all__ = ["Sandbox", "FrozenClock", "RealClock"]
+__all__ = ["Sandbox", "FrozenClock", "RealClock", "wait_for"]

@@ -76,6 +76,24 @@ class Sandbox:
         return {"client_id": w.client_id, "client_secret": w.client_secret,
                 "refresh_token": w.refresh_token}
 
+    def config_toml(self, state_dir, *, interval: float = 60, crm: str = "", sync: str = "",
+                    tables: str = "") -> str:
+        """A whole bookings-sync configuration for this sandbox, as demo, tests, bench and soak
+        write it: the ``[zoho]`` block, ``[crm]`` with the sandbox's booking-id field (plus the
+        lines ``crm``), ``[sync]`` with ``state_dir`` and ``interval`` (plus the lines ``sync``),
+        then ``tables`` (further tables, verbatim)."""
+        return f"""{self.zoho_toml()}
+[crm]
+booking_id_field = "{self.world.booking_id_field}"
+{crm}
+
+[sync]
+interval = {interval}
+state_dir = "{state_dir}"
+{sync}
+{tables}
+"""
+
     def zoho_toml(self) -> str:
         c = self.credentials
         return (f'[zoho]\ndata_center = "com"\naccounts_url = "{self.url}"\napi_url = "{self.url}"\n'

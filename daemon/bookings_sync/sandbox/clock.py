@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
+from typing import Callable
 
 UTC = dt.timezone.utc
 
@@ -39,3 +41,14 @@ class FrozenClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += dt.timedelta(seconds=seconds)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
+    """Poll ``predicate`` in real time until it holds or ``timeout`` passes; its last answer.
+    For programs that drive the sandbox from outside (demo, tests, soak)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())

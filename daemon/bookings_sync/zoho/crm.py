@@ -111,7 +111,7 @@ class CrmClient:
         [result] = _results(response, f"PUT {self.module}")
         if result.get("status") != "success":
             raise ZohoApiError(f"PUT {self.module} {meeting_id}: {result.get('message')}",
-                               code=str(result.get("code", "")), details=result.get("details"))
+                               code=str(result.get("code", "")))
         return result.get("details") or {}
 
     def cancel_meeting(self, meeting_id: str, *, send_cancelling_mail: bool = False) -> None:
@@ -121,7 +121,7 @@ class CrmClient:
         [result] = _results(response, f"cancel {meeting_id}")
         if result.get("status") != "success":
             raise ZohoApiError(f"cancel meeting {meeting_id}: {result.get('message')}",
-                               code=str(result.get("code", "")), details=result.get("details"))
+                               code=str(result.get("code", "")))
 
     # -- paging ----------------------------------------------------------------------------
 
