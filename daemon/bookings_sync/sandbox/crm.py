@@ -29,13 +29,6 @@ def error(status: int, code: str, message: str, details: dict | None = None, hea
                           "status": "error"}, headers=headers)
 
 
-def fault_reply(kind: str, retry_after):
-    if kind == "429":
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        return error(429, "TOO_MANY_REQUESTS", "Too many requests", headers=headers)
-    return error(500, "INTERNAL_ERROR", "Internal server error occurred.")
-
-
 def endpoint_name(method: str, path: str) -> str:
     match = _PATH.match(path)
     rest = match.group(2).strip("/") if match else ""
