@@ -39,3 +39,8 @@ class FrozenClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += dt.timedelta(seconds=seconds)
+
+
+def second(when: dt.datetime) -> dt.datetime:
+    """CRM timestamps (and Bookings' ``booked_on``) have one-second resolution."""
+    return when.astimezone(UTC).replace(microsecond=0)
