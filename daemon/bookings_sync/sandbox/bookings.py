@@ -184,13 +184,13 @@ def _positive(f: dict, name: str, default: int) -> int:
 
 
 def _matching(world, f: dict) -> list[dict]:
+    status = f.get("status", "").upper()
+    if status and status not in STATUS_FILTER:
+        raise Refusal(f"Invalid status {f['status']!r}")
     if not (f.get("from_time") and f.get("to_time")):
         return []
     zone = world.workspace_time_zone
     start, end = _parse_time(f["from_time"], zone), _parse_time(f["to_time"], zone)
-    status = f.get("status", "").upper()
-    if status and status not in STATUS_FILTER:
-        raise Refusal(f"Invalid status {f['status']!r}")
     equal = {"service_id": f.get("service_id"),
              "staff_id": f.get("staff_id") or f.get("resource_id")}
     contains = {"customer_name": f.get("customer_name"),
