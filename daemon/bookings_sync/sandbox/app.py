@@ -16,16 +16,19 @@ import threading
 import pytz
 
 from . import faults, server, wire
+from .bookings_surface import BookingsSurface
 from .catcher import Catcher
-from .clock import RealClock
-from .world import World, second
+from .clock import RealClock, second
+from .world import World
 
 SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutta",
               "Australia/Sydney", "UTC", "America/Los_Angeles"]
 
 
-class Sandbox:
-    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``."""
+class Sandbox(BookingsSurface):
+    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``.
+    The Bookings catalog, integration and wire switches, and the call counter come from
+    :class:`~.bookings_surface.BookingsSurface`."""
 
     def __init__(self, *, crm_time_zone: str = "UTC", token_ttl: float = 3600,
                  booking_id_field: str = "BookingId", status_field: str = "Meeting_Status",
@@ -33,6 +36,8 @@ class Sandbox:
                  client_secret: str = "sandbox-client-secret-0123456789abcdef",
                  refresh_token: str = "1000.sandbox-refresh-token.0123456789abcdef",
                  bookings_daily_limit: int | None = None, workspace_time_zone: str = "UTC",
+                 integration_meetings_for_api_bookings: bool = True,
+                 integration_delay_seconds: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0):
         pytz.timezone(crm_time_zone)   # fail early on a typo
         self.clock = clock or RealClock()
@@ -42,7 +47,8 @@ class Sandbox:
                            client_secret=client_secret, refresh_token=refresh_token,
                            token_ttl=token_ttl, workspace_time_zone=workspace_time_zone)
         self.bookings_daily_limit = bookings_daily_limit
-        self._bookings_day: tuple[dt.date, int] | None = None
+        self.set_integration(meetings_for_api_bookings=integration_meetings_for_api_bookings,
+                             delay_seconds=integration_delay_seconds)
         self.calls: collections.Counter = collections.Counter()
         self.request_log: list[dict] = []
         self.on_page = None
@@ -114,8 +120,10 @@ state_dir = "{state_dir}"
 
     def book(self, start: dt.datetime, time_zone: str = "UTC", duration_minutes: int = 30,
              staff_id: str = "staff-1", customer_time_zone: str | None = None,
-             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str, str]:
-        """An appointment booked in Bookings, and its meeting created by the integration."""
+             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str | None, str]:
+        """An appointment booked in Bookings itself (no checks; unknown staff or service ids
+        join the catalog), and its meeting created by the integration — ``None`` for the
+        meeting while an integration delay is pending."""
         pytz.timezone(time_zone)
         with self.world.lock:
             return self.world.book(start=start, time_zone=time_zone,
@@ -231,8 +239,10 @@ state_dir = "{state_dir}"
         with self.world.lock:
             return copy.deepcopy(self.world.appointments[booking_id])
 
-    def meeting_for_booking(self, booking_id: str) -> str:
+    def meeting_for_booking(self, booking_id: str) -> str | None:
+        """None while the integration has not (yet) made a meeting for the booking."""
         with self.world.lock:
+            self.world.deliver_due_meetings()
             return self.world.appointments[booking_id]["meeting_id"]
 
     def set_crm_time_zone(self, name: str) -> None:
@@ -283,17 +293,3 @@ state_dir = "{state_dir}"
             self.calls[name] += 1
             self.request_log.append(entry)
 
-    def _bookings_budget(self) -> bool:
-        if self.bookings_daily_limit is None:
-            return True
-        # Zoho counts the day in the org's time zone: the workspace zone here.
-        zone = pytz.timezone(self.world.workspace_time_zone)
-        today = self.clock.now().astimezone(zone).date()
-        day, used = self._bookings_day or (today, 0)
-        if day != today:
-            used = 0
-        if used >= self.bookings_daily_limit:
-            self._bookings_day = (today, used)
-            return False
-        self._bookings_day = (today, used + 1)
-        return True

@@ -293,7 +293,7 @@ def _refuse(fault, sandbox, request):
                                      "error_description": message})
     if api == "bookings":
         # Bookings' own refusal builder (package-private): the same shape as a real refusal.
-        reply = bookings._refused(message)
+        reply = bookings.refused(message)
         reply.status = status or 200
         return reply
     return crm.error(status or 401, code or "INVALID_TOKEN", message)

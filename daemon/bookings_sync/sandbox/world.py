@@ -14,6 +14,9 @@ picklist ``Meeting_Status`` (name configurable) to "Cancelled", the field an org
 status and the one the daemon's ``[crm] status_field`` reads. Bookings-side cancels reach the
 meeting the same way through the integration (Zoho does not document which fields it writes).
 
+The Bookings half (catalog, appointments, the integration's meetings, with their switches and
+delay) lives in ``appointments.AppointmentBook``, which ``World`` extends.
+
 All instants are aware UTC; rendering to the wire format is the handlers' job. One lock guards
 everything; the HTTP server is threaded.
 """
@@ -29,23 +32,14 @@ import secrets
 import threading
 
 from . import wire
+from .appointments import AppointmentBook, Refusal   # noqa: F401 (Refusal: re-exported)
+from .clock import second
 
 UTC = dt.timezone.utc
 OWNER = {"name": "Sandbox Admin", "id": "4876876000000000001", "email": "admin@sandbox.invalid"}
-CLOSED_STATUSES = {"cancel": "cancelled", "completed": "completed", "noshow": "marked as no-show"}
-CRM_STATUS_FOR = {"cancel": "Cancelled", "completed": "Completed", "noshow": "No Show"}
 
 
-class Refusal(Exception):
-    """A Bookings business refusal: HTTP 200 with returnvalue.status = failure."""
-
-
-def second(when: dt.datetime) -> dt.datetime:
-    """CRM timestamps have one-second resolution."""
-    return when.astimezone(UTC).replace(microsecond=0)
-
-
-class World:
+class World(AppointmentBook):
     def __init__(self, clock, *, booking_id_field: str, status_field: str,
                  client_id: str, client_secret: str, refresh_token: str, token_ttl: float,
                  workspace_time_zone: str = "UTC"):
@@ -55,18 +49,15 @@ class World:
         self.status_field = status_field
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.token_ttl = token_ttl
-        self.workspace_time_zone = workspace_time_zone
-        self.meetings: dict[str, dict] = {}
+        self._meetings: dict[str, dict] = {}
         self.deleted: list[dict] = []
-        self.appointments: dict[str, dict] = {}
-        self.by_staff: dict[str, set[str]] = collections.defaultdict(set)   # slot checks
         self.tokens: dict[str, dt.datetime] = {}          # access token -> expiry
         self.token_issued: collections.deque = collections.deque()
         self.page_tokens: dict[str, tuple[dict, int, dt.datetime]] = {}
         self._ids = itertools.count(4876876000000100001)
-        self._bookings = itertools.count(1)
         self.version = 0                                   # bumps on every CRM write
         self._order_cache: dict[tuple, tuple[int, list]] = {}
+        self._init_bookings(workspace_time_zone)
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -90,6 +81,13 @@ class World:
 
     # -- CRM meetings -----------------------------------------------------------------------
 
+    @property
+    def meetings(self) -> dict[str, dict]:
+        """Every CRM meeting — after the integration has added those that are due by now, so
+        a delayed integration meeting appears to every reader at the same sandbox instant."""
+        self.deliver_due_meetings()
+        return self._meetings
+
     def new_meeting(self, fields: dict) -> str:
         meeting_id = str(next(self._ids))
         now = second(self.clock.now())
@@ -101,7 +99,7 @@ class World:
             self.booking_id_field: None, "$event_cancelled": False,
         }
         record.update(fields)
-        self.meetings[meeting_id] = record
+        self._meetings[meeting_id] = record
         self.version += 1
         return meeting_id
 
@@ -136,6 +134,7 @@ class World:
     def ordered(self, sort_by: str, descending: bool) -> list[dict]:
         """Meetings sorted by ``sort_by`` then id, cached until the next write (a naive poller
         listing 100k meetings page by page must not re-sort them per page)."""
+        self.deliver_due_meetings()          # a delivery bumps the version: do it first
         key = (sort_by, descending)
         cached = self._order_cache.get(key)
         if cached and cached[0] == self.version:
@@ -157,87 +156,6 @@ class World:
             keys = [r["Modified_Time"] for r in rows]
             return rows[bisect.bisect_right(keys, since):]
         return [r for r in rows if r["Modified_Time"] > since]
-
-    # -- Bookings appointments --------------------------------------------------------------
-
-    def book(self, *, start: dt.datetime, time_zone: str, duration_minutes: int, staff_id: str,
-             service_id: str, customer: dict, customer_time_zone: str | None,
-             check: bool = True) -> tuple[str, str]:
-        start = start.astimezone(UTC)
-        if check:
-            self._check_slot(None, staff_id, start, duration_minutes)
-        booking_id = f"#AN-{next(self._bookings):05d}"
-        appointment = {
-            "booking_id": booking_id, "service_id": service_id,
-            "service_name": f"Consultation ({service_id})", "staff_id": staff_id,
-            "staff_name": f"Staff {staff_id}", "start": start, "duration": duration_minutes,
-            "time_zone": time_zone, "customer_time_zone": customer_time_zone or time_zone,
-            "status": "upcoming", "customer_name": customer.get("name", "Customer"),
-            "customer_email": customer.get("email", "customer@example.invalid"),
-            "customer_contact_no": customer.get("phone_number", ""),
-            "booked_on": second(self.clock.now()), "workspace_id": "ws-1",
-        }
-        self.appointments[booking_id] = appointment
-        self.by_staff[staff_id].add(booking_id)
-        # The integration: a meeting for the booking, created at once.
-        appointment["meeting_id"] = self.new_meeting({
-            "Event_Title": f"{appointment['service_name']} with {appointment['customer_name']}",
-            "Start_DateTime": start, "End_DateTime": start + dt.timedelta(minutes=duration_minutes),
-            self.booking_id_field: booking_id,
-        })
-        return appointment["meeting_id"], booking_id
-
-    def appointment(self, booking_id: str) -> dict:
-        try:
-            return self.appointments[booking_id]
-        except KeyError:
-            raise Refusal("Invalid booking id") from None
-
-    def reschedule(self, booking_id: str, start: dt.datetime, staff_id: str | None = None) -> dict:
-        appointment = self.appointment(booking_id)
-        self._check_open(appointment)
-        start = start.astimezone(UTC)
-        if start < self.clock.now():
-            raise Refusal("Cannot reschedule an appointment to a time in the past")
-        staff = staff_id or appointment["staff_id"]
-        self._check_slot(booking_id, staff, start, appointment["duration"])
-        self.by_staff[appointment["staff_id"]].discard(booking_id)
-        self.by_staff[staff].add(booking_id)
-        appointment["start"], appointment["staff_id"] = start, staff
-        self._write_back(appointment, Start_DateTime=start,
-                         End_DateTime=start + dt.timedelta(minutes=appointment["duration"]))
-        return appointment
-
-    def set_status(self, booking_id: str, action: str) -> dict:
-        appointment = self.appointment(booking_id)
-        if action not in CLOSED_STATUSES:
-            raise Refusal(f"Invalid action {action!r}")
-        self._check_open(appointment)
-        appointment["status"] = action
-        fields = {self.status_field: CRM_STATUS_FOR[action]}
-        if action == "cancel":
-            fields["$event_cancelled"] = True
-        self._write_back(appointment, **fields)
-        return appointment
-
-    def _write_back(self, appointment: dict, **fields) -> None:
-        meeting_id = appointment.get("meeting_id")
-        if meeting_id in self.meetings:
-            self.touch(meeting_id, **fields)
-
-    def _check_open(self, appointment: dict) -> None:
-        closed = CLOSED_STATUSES.get(appointment["status"])
-        if closed:
-            raise Refusal(f"The appointment is already {closed}")
-
-    def _check_slot(self, booking_id, staff_id: str, start: dt.datetime, minutes: int) -> None:
-        end = start + dt.timedelta(minutes=minutes)
-        for other in map(self.appointments.__getitem__, self.by_staff[staff_id]):
-            if (other["booking_id"] != booking_id and other["staff_id"] == staff_id
-                    and other["status"] == "upcoming"
-                    and other["start"] < end
-                    and start < other["start"] + dt.timedelta(minutes=other["duration"])):
-                raise Refusal("Slot not available: the staff member is booked at that time")
 
     def snapshot_meeting(self, meeting_id: str) -> dict:
         return copy.deepcopy(self.meetings[meeting_id])
