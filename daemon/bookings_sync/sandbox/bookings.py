@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from . import wire
+from . import scopes, wire
 from .messages import Reply
 from .world import Refusal
 
@@ -34,6 +34,9 @@ def _refused(message: str):
 
 
 def handle(sandbox, request):
+    refused = scopes.bookings_refusal(sandbox, request)     # a token without the Bookings scope
+    if refused is not None:
+        return refused
     world = sandbox.world
     verb = request.path.rstrip("/").rsplit("/", 1)[-1]
     with world.lock:

@@ -21,6 +21,12 @@ Verbs (body keys):
     inject (path, kind, count, retry_after, stall_seconds) · clear_faults · expire_tokens
     calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
     clock (set, advance) → {"now"}   (set/advance need a FrozenClock; {} just reads it)
+    crm_create_contact (fields{...}) · crm_create_lead (fields{...})   → {"id"}
+    crm_create_meeting (fields{Start_DateTime, Who_Id, What_Id, $se_module, ...}) → {"id"}
+    crm_record (module, id)
+    issue_grant_code (scopes, minutes, data_center) → {"code"}
+    credentials_with (scopes) → {client_id, client_secret, refresh_token}
+    set_api_domain (url|null) · set_if_modified_since (mode) · set_bookings_scope_refusal (shape)
 """
 
 from __future__ import annotations
@@ -99,6 +105,17 @@ def handle(sandbox, request):
         "request_log": lambda: list(sb.request_log),
         "reset_counters": sb.reset_counters,
         "clock": lambda: _clock(sb, body),
+        "crm_create_contact": lambda: {"id": sb.crm_create_contact(**(body.get("fields") or {}))},
+        "crm_create_lead": lambda: {"id": sb.crm_create_lead(**(body.get("fields") or {}))},
+        "crm_create_meeting": lambda: {"id": sb.crm_create_meeting(
+            **_edit_fields(body.get("fields") or {}))},
+        "crm_record": lambda: sb.crm_record(body["module"], body["id"]),
+        "issue_grant_code": lambda: {"code": sb.issue_grant_code(
+            body["scopes"], float(body.get("minutes", 3)), body.get("data_center"))},
+        "credentials_with": lambda: sb.credentials_with(body["scopes"]),
+        "set_api_domain": lambda: sb.set_api_domain(body.get("url")),
+        "set_if_modified_since": lambda: sb.set_if_modified_since(body["mode"]),
+        "set_bookings_scope_refusal": lambda: sb.set_bookings_scope_refusal(body["shape"]),
     }
     action = actions.get(verb)
     if action is None:

@@ -1,11 +1,12 @@
 """The sandbox's HTTP layer: one threaded HTTP/1.1 server for Accounts, CRM, Bookings and the
 ``/_sandbox`` control surface, with fault injection and a request log.
 
-Every request is logged (endpoint name, method, path, query, form, JSON body, status) with
-credentials masked — the log is test evidence and must itself be safe to print. Faults are
-consumed in order by the first requests whose path contains the fault's text: ``429`` (CRM's
-TOO_MANY_REQUESTS body, optional ``Retry-After``), ``500`` (INTERNAL_ERROR), ``stall`` (sleep,
-then answer) and ``drop`` (close the socket without a byte of response).
+Every request is logged (endpoint name, method, path, query, form, JSON body, request headers,
+status) with credentials masked (an Authorization header keeps only its scheme) — the log is test
+evidence and must itself be safe to print. Faults are consumed in order by the first requests
+whose path contains the fault's text: ``429`` (CRM's TOO_MANY_REQUESTS body, optional
+``Retry-After``), ``500`` (INTERNAL_ERROR), ``stall`` (sleep, then answer) and ``drop`` (close
+the socket without a byte of response).
 
 ``Sandbox.on_page(endpoint, query)``, when set, runs for every 200 page of ``crm.list`` and
 ``crm.deleted`` once that page is final and before it is sent: a test edits data "between two
@@ -56,6 +57,17 @@ def _multipart(ctype: str, raw: bytes) -> dict:
 
 def _mask(values: dict) -> dict:
     return {k: ("***" if k in MASKED else v) for k, v in values.items()}
+
+
+def _mask_headers(headers) -> dict:
+    """Request headers for the log: credentials keep only their scheme ("Zoho-oauthtoken ***")."""
+    out = {}
+    for key, value in headers.items():
+        if key.lower() in ("authorization", "proxy-authorization", "cookie"):
+            scheme = value.split(" ", 1)[0] if " " in value.strip() else ""
+            value = f"{scheme} ***".strip()
+        out[key] = value
+    return out
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -110,8 +122,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         request = Request(method, url.path, query, form, body, self.headers)
         name = endpoint_name(method, url.path)
         entry = {"endpoint": name, "method": method, "path": url.path, "query": _mask(query),
-                 "form": _mask(form), "json": body, "status": None,
-                 "at": sandbox.clock.now()}
+                 "form": _mask(form), "json": body, "headers": _mask_headers(self.headers),
+                 "status": None, "at": sandbox.clock.now()}
         if not url.path.startswith("/_sandbox/"):
             sandbox._record(name, entry)
             fault = sandbox._take_fault(url.path)
