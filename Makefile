@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# A second real Zoho client, Airbyte's connector, in a venv of its own (its deps are not ours).
+# Installing it takes ~25 s, so `make test` builds it and runs it (tests/test_airbyte_fidelity.py).
+FIDELITY_VENV  := .venv-fidelity
+FIDELITY_STAMP := $(FIDELITY_VENV)/.installed
 
-.PHONY: demo test bench soak clean
+.PHONY: demo test fidelity bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,11 +16,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(FIDELITY_STAMP):
+	test -x $(FIDELITY_VENV)/bin/python || $(PYTHON) -m venv $(FIDELITY_VENV)
+	$(FIDELITY_VENV)/bin/python -m pip install --quiet airbyte-source-zoho-crm==0.3.6
+	touch $(FIDELITY_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m bookings_sync.demo
 
-test: $(STAMP)
+test: $(STAMP) $(FIDELITY_STAMP)
 	$(PY) -m pytest
+
+fidelity: $(STAMP) $(FIDELITY_STAMP)
+	$(PY) tests/fidelity/run_airbyte.py --connector-python $(FIDELITY_VENV)/bin/python
 
 bench: $(STAMP)
 	$(PY) bench/bench.py
@@ -25,4 +37,4 @@ soak: $(STAMP)
 	$(PY) bench/soak.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench/results.json
+	rm -rf $(VENV) $(FIDELITY_VENV) .pytest_cache bench/results.json
