@@ -170,11 +170,13 @@ def test_contacts_sort_page_and_filter_by_modified_time(sb, crm, clock):
     assert sorted(r["id"] for r in newer["data"]) == sorted(ids[3:])
 
 
-def test_deleting_a_contact_lists_it_as_deleted(sb, crm):
+def test_deleting_a_contact_lists_it_as_deleted(oas, sb, crm):
     contact, _ = people(sb)
     assert ok(crm.delete("v8/Contacts", ids=contact))["data"][0]["status"] == "success"
     body = ok(crm.get("v8/Contacts/deleted", type="all"))
+    oas.check("deleted", body)
     assert [d["id"] for d in body["data"]] == [contact]
+    assert body["data"][0]["display_name"] == "Ada Lovelace"
     assert crm.get("v8/Leads/deleted").status_code == 204
     assert crm.get("v8/Events/deleted").status_code == 204
 
@@ -242,6 +244,17 @@ def test_control_verbs_create_contacts_leads_and_meetings(sb, crm):
     assert record["Start_DateTime"] == "2031-03-05T09:00:00+00:00"
     assert control("crm_create_meeting", fields={"Start_DateTime": "2031-03-05T10:00:00"})[0] \
         == 400
+
+
+def test_a_scope_refusal_conforms_to_zohos_error_shape(oas, sb, crm):
+    refresh = sb.credentials_with("ZohoCRM.modules.events.READ")["refresh_token"]
+    token = crm.http.post(f"{sb.url}/oauth/v2/token", timeout=10, params={
+        "grant_type": "refresh_token", **sb.credentials, "refresh_token": refresh}).json()
+    crm.token = token["access_token"]
+    reply = crm.get("v8/Contacts", fields="id")
+    assert reply.status_code == 401
+    oas.check("error", reply.json())
+    assert reply.json()["code"] == "OAUTH_SCOPE_MISMATCH"
 
 
 # -- field metadata ------------------------------------------------------------------------------
