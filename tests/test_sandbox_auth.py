@@ -26,10 +26,8 @@ EVENTS_READ = "ZohoCRM.modules.events.READ"
 class Http:
     """A bare client: tokens from /oauth/v2/token, CRM and Bookings calls with one of them."""
 
-    def __init__(self, sb: Sandbox):
-        self.sb = sb
-        self.session = requests.Session()
-        self.session.trust_env = False                  # never a proxy for 127.0.0.1
+    def __init__(self, sb: Sandbox, session: requests.Session):
+        self.sb, self.session = sb, session
 
     def token(self, **params) -> requests.Response:
         return self.session.post(f"{self.sb.url}/oauth/v2/token", params=params, timeout=10)
@@ -54,15 +52,16 @@ class Http:
 
 
 @pytest.fixture
-def sb(frozen_sb):
-    return frozen_sb
+def sb(clock):
+    with Sandbox(crm_time_zone="Europe/Berlin", clock=clock) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
 def http(sb):
-    client = Http(sb)
-    yield client
-    client.session.close()
+    with requests.Session() as session:
+        session.trust_env = False                       # never a proxy for 127.0.0.1
+        yield Http(sb, session)
 
 
 # -- the Self Client flow -------------------------------------------------------------------
@@ -113,7 +112,7 @@ def test_a_code_from_another_data_center_is_an_invalid_code(sb, http):
     assert http.exchange(code).json() == {"error": "invalid_code"}
     with Sandbox(data_center="eu") as eu:
         eu_code = eu.issue_grant_code(EVENTS_READ)
-        assert "refresh_token" in Http(eu).exchange(eu_code).json()
+        assert "refresh_token" in Http(eu, http.session).exchange(eu_code).json()
 
 
 def test_a_wrong_client_is_refused_and_keeps_the_code_good(sb, http):
