@@ -238,7 +238,7 @@ def _deleted(sandbox, request, module: str):
         return bad
 
     def rows():
-        items = [d for d in world.deleted_in[module] if world.since(d["deleted_time"], since)
+        items = [d for d in world.deleted_in[module] if world.passes_if_modified_since(d["deleted_time"], since)
                  and (kind == "all" or d["type"] == kind)]
         return sorted(items, key=lambda d: (d["deleted_time"], int(d["id"])), reverse=True)
 

@@ -236,7 +236,7 @@ class World:
         self._order_cache[key] = (self.version, rows)
         return rows
 
-    def since(self, stamp: dt.datetime, since: dt.datetime | None) -> bool:
+    def passes_if_modified_since(self, stamp: dt.datetime, since: dt.datetime | None) -> bool:
         """Does ``If-Modified-Since: since`` keep a record stamped ``stamp``? Strictly after by
         default; at or after when ``if_modified_since_inclusive`` (see crm.py)."""
         if since is None:
@@ -252,7 +252,7 @@ class World:
             keys = [r["Modified_Time"] for r in rows]
             cut = bisect.bisect_left if self.if_modified_since_inclusive else bisect.bisect_right
             return rows[cut(keys, since):]
-        return [r for r in rows if self.since(r["Modified_Time"], since)]
+        return [r for r in rows if self.passes_if_modified_since(r["Modified_Time"], since)]
 
     # -- Bookings appointments --------------------------------------------------------------
 
