@@ -104,19 +104,19 @@ def iso(text: str) -> dt.datetime:
 # -- Accounts ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["query", "form"])
-def test_token_grant_in_query_or_form(sandbox, how):
-    c = Client(sandbox)
+def test_token_grant_in_query_or_form(sb, how):
+    c = Client(sb)
     reply = c.grant(how)
     body = reply.json()
     assert reply.status_code == 200
-    assert body["api_domain"] == sandbox.url and body["token_type"] == "Bearer"
+    assert body["api_domain"] == sb.url and body["token_type"] == "Bearer"
     assert body["expires_in"] == 3600 and body["access_token"]
     c.token = body["access_token"]
     assert c.list().status_code == 204                       # a valid token, no meetings yet
 
 
-def test_wrong_credentials_are_http_200_with_an_error_key(sandbox):
-    c = Client(sandbox)
+def test_wrong_credentials_are_http_200_with_an_error_key(sb):
+    c = Client(sb)
     for override, error in [({"client_id": "1000.WRONG"}, "invalid_client"),
                             ({"client_secret": "wrong"}, "invalid_client"),
                             ({"refresh_token": "1000.revoked"}, "invalid_code")]:
@@ -626,11 +626,11 @@ def test_seed_makes_upcoming_non_overlapping_bookings_in_mixed_zones(fsb, clock)
         assert fsb.meeting(meeting_id)["BookingId"] == booking_id
 
 
-def test_credentials_and_toml_block(sandbox):
-    block = sandbox.zoho_toml()
-    creds = sandbox.credentials
+def test_credentials_and_toml_block(sb):
+    block = sb.zoho_toml()
+    creds = sb.credentials
     assert block.startswith("[zoho]")
-    assert f'accounts_url = "{sandbox.url}"' in block and f'api_url = "{sandbox.url}"' in block
+    assert f'accounts_url = "{sb.url}"' in block and f'api_url = "{sb.url}"' in block
     for value in creds.values():
         assert f'"{value}"' in block
     assert 'data_center = "com"' in block

@@ -12,18 +12,22 @@ wrong (tests check it with Zoho's own SDK and OpenAPI files). It follows shared/
 The control surface (this class, and ``POST /_sandbox/<verb>`` with a JSON body for drivers in
 other processes, see ``control.py``) seeds data, edits as CRM or Bookings users would, injects
 faults, expires tokens, issues Self Client grant codes, counts calls per endpoint and keeps the
-request log (credentials masked: the Authorization header keeps only its scheme). The daemon
-never imports this package, and this package never imports the daemon's Zoho client: one shared
-bug must not cancel out. Every Accounts and CRM fact it follows, with its source:
-docs/zoho-crm-and-accounts.md.
+request log (credentials masked: the Authorization header keeps only its scheme), and plays a
+hostile Zoho on demand (``faults.py``: redirects, lying pages, trickled and oversized replies,
+HTML where JSON belongs, echoed secrets; ``Sandbox.crm_raw`` / ``crm_clone`` for hostile
+records). The daemon never imports this package, and this package never imports the daemon's
+Zoho client: one shared bug must not cancel out. Every Accounts and CRM fact it follows, with its
+source: docs/zoho-crm-and-accounts.md.
 
 Layout: ``app`` (the :class:`Sandbox` object) · ``clock`` (real or frozen time) · ``world``
 (data, tokens, the Bookings→CRM integration) · ``wire`` (Zoho's date formats,
 record/appointment rendering) · ``fields`` / ``metadata`` (CRM field, module, org and user
 metadata) · ``scopes`` (which scope allows which call) · ``messages`` (the request/reply types
 handlers share) · ``accounts`` / ``crm`` / ``bookings`` (the three APIs) · ``server`` (HTTP,
-faults, log) · ``control`` (``/_sandbox``) · ``cli`` (``bookings-sync sandbox``). Arrows point
-one way: ``app`` → ``server`` → handlers → ``messages`` / ``world`` / ``wire``.
+log) · ``faults`` (a hostile Zoho: fault kinds, parameters, replies) · ``catcher`` (a second
+listener that records what reaches it raw, where redirects point) · ``control``
+(``/_sandbox``) · ``cli`` (``bookings-sync sandbox``). Arrows point one way: ``app`` →
+``server`` → ``faults`` → handlers → ``messages`` / ``world`` / ``wire``.
 
 Where Zoho's documents are silent, the sandbox chooses (and says so here):
 * CRM without an Authorization header → 401 AUTHENTICATION_FAILURE; unknown/expired token →
@@ -37,6 +41,6 @@ Where Zoho's documents are silent, the sandbox chooses (and says so here):
 """
 
 from .app import Sandbox
-from .clock import FrozenClock, RealClock
+from .clock import FrozenClock, RealClock, wait_for
 
-__all__ = ["Sandbox", "FrozenClock", "RealClock"]
+__all__ = ["Sandbox", "FrozenClock", "RealClock", "wait_for"]

@@ -9,15 +9,17 @@ from __future__ import annotations
 import collections
 import copy
 import datetime as dt
+import json
 import random
 import threading
 
 import pytz
 
+from . import faults, scopes, server, wire
 from . import fields as field_meta
-from . import scopes, server
+from .catcher import Catcher
 from .clock import RealClock
-from .world import PEOPLE, World
+from .world import PEOPLE, World, second
 
 SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutta",
               "Australia/Sydney", "UTC", "America/Los_Angeles"]
@@ -59,8 +61,10 @@ class Sandbox:
         self.calls: collections.Counter = collections.Counter()
         self.request_log: list[dict] = []
         self.on_page = None
-        self._faults: list[dict] = []
+        self._faults = faults.Faults()
         self._log_lock = threading.Lock()
+        self._catcher: Catcher | None = None
+        self._catcher_lock = threading.Lock()
         self._host, self._port = host, port
         self._server = None
         self.url = ""
@@ -68,16 +72,22 @@ class Sandbox:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> "Sandbox":
+        self._faults.closing.clear()
         self._server, _ = server.serve(self, self._host, self._port)
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
+        self._faults.closing.set()          # stalls and streamed replies end now
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._catcher_lock:
+            if self._catcher is not None:
+                self._catcher.stop()
+                self._catcher = None
 
     def __enter__(self) -> "Sandbox":
         return self.start()
@@ -90,6 +100,24 @@ class Sandbox:
         w = self.world
         return {"client_id": w.client_id, "client_secret": w.client_secret,
                 "refresh_token": w.refresh_token}
+
+    def config_toml(self, state_dir, *, interval: float = 60, crm: str = "", sync: str = "",
+                    tables: str = "") -> str:
+        """A whole bookings-sync configuration for this sandbox, as demo, tests, bench and soak
+        write it: the ``[zoho]`` block, ``[crm]`` with the sandbox's booking-id field (plus the
+        lines ``crm``), ``[sync]`` with ``state_dir`` and ``interval`` (plus the lines ``sync``),
+        then ``tables`` (further tables, verbatim)."""
+        return f"""{self.zoho_toml()}
+[crm]
+booking_id_field = "{self.world.booking_id_field}"
+{crm}
+
+[sync]
+interval = {interval}
+state_dir = "{state_dir}"
+{sync}
+{tables}
+"""
 
     def zoho_toml(self) -> str:
         c = self.credentials
@@ -141,6 +169,48 @@ class Sandbox:
         fields = _utc_seconds(fields)
         with self.world.lock:
             self.world.touch(meeting_id, **fields)
+
+    def crm_raw(self, meeting_id: str, **fields) -> None:
+        """A hostile CRM's values, stored as by an edit. Anything JSON can hold goes on the wire
+        verbatim, bypassing the sandbox's typing (``None``, ``"   "``, ``42``, full-width digits,
+        control characters, an ``id`` that is not digits) until the next write to that field.
+        An aware datetime is stored typed instead, so it sorts and filters as that instant
+        (``Modified_Time=2099-01-01`` sorts last, and stays until the next edit). Modified_Time
+        moves to now unless given. Bookings is not told."""
+        typed, raw = {}, {}
+        for key, value in fields.items():
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None:
+                    raise ValueError(f"{key}: aware datetime needed")
+                typed[key] = second(value)
+            else:
+                raw[key] = copy.deepcopy(value)
+        try:
+            json.dumps(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"raw values must be what JSON can hold: {exc}") from None
+        stamp = typed.pop("Modified_Time", None)
+        with self.world.lock:
+            record = self.world.touch(meeting_id, **typed)   # drops raw values it replaces
+            if raw:
+                for key in raw:
+                    record.setdefault(key, None)             # a full record lists the field
+                record.setdefault(wire.RAW, {}).update(raw)
+            if stamp is not None:
+                record.get(wire.RAW, {}).pop("Modified_Time", None)
+                # After touch, whose version bump makes the list caches re-sort with this value.
+                record["Modified_Time"] = stamp
+
+    def crm_clone(self, meeting_id: str) -> str:
+        """As CRM's Record Clone (v7+; Zoho: "the cloned record retains the values of the parent
+        record"): a new meeting — new id, Created/Modified time now — with every other field
+        copied, custom ones and hostile raw values included, so the booking-id field now stands
+        on two meetings. Bookings is not told. Returns the new meeting's id."""
+        with self.world.lock:
+            fields = self.world.snapshot_meeting(meeting_id)
+            for key in ("id", "Created_Time", "Modified_Time", "Created_By", "Modified_By"):
+                fields.pop(key, None)
+            return self.world.new_meeting(fields)
 
     def crm_cancel(self, meeting_id: str) -> None:
         """As CRM's Cancel Meeting action (no Bookings effect): see ``world.cancel_meeting``."""
@@ -232,20 +302,30 @@ class Sandbox:
 
     # -- faults, tokens, counters ----------------------------------------------------------
 
-    def inject(self, path_contains: str, kind: str, count: int = 1,
-               retry_after: float | None = None, stall_seconds: float = 30.0) -> None:
-        """The next ``count`` requests whose path contains ``path_contains`` get the fault:
-        "429" (TOO_MANY_REQUESTS, ``Retry-After`` when given), "500" (INTERNAL_ERROR),
-        "stall" (answer after ``stall_seconds``), "drop" (socket closed, no response)."""
-        if kind not in ("429", "500", "stall", "drop"):
-            raise ValueError(f"unknown fault {kind!r}: 429 | 500 | stall | drop")
-        with self._log_lock:
-            self._faults.append({"path": path_contains, "kind": kind, "left": count,
-                                 "retry_after": retry_after, "stall_seconds": stall_seconds})
+    def inject(self, path_contains: str, kind: str, count: int | None = 1, **params) -> None:
+        """The next ``count`` requests whose path contains ``path_contains`` get the fault
+        (``count=None``: every one until :meth:`clear_faults`). Kinds and their parameters are
+        listed in ``faults.py``, e.g. ``inject("/oauth/", "redirect", status=307)``,
+        ``inject("/crm/v8/Events", "page_endless", count=None)``. A bad kind or parameter is a
+        ValueError naming what is allowed."""
+        self._faults.arm(path_contains, kind, count, params)
 
     def clear_faults(self) -> None:
-        with self._log_lock:
-            self._faults.clear()
+        """Disarm every fault of every kind (raw CRM values are data: they stay)."""
+        self._faults.clear()
+
+    def armed_faults(self) -> list[dict]:
+        """The faults still armed: path, kind, requests left (None: until cleared), params."""
+        return self._faults.armed()
+
+    @property
+    def catcher(self) -> Catcher:
+        """The catcher (``catcher.py``): a second listener recording requests raw, started on
+        first use; ``redirect`` faults point at it by default."""
+        with self._catcher_lock:
+            if self._catcher is None:
+                self._catcher = Catcher(self.clock, self._host)
+            return self._catcher
 
     def expire_tokens(self) -> None:
         with self.world.lock:
@@ -287,16 +367,6 @@ class Sandbox:
         with self._log_lock:
             self.calls[name] += 1
             self.request_log.append(entry)
-
-    def _take_fault(self, path: str) -> dict | None:
-        with self._log_lock:
-            for fault in self._faults:
-                if fault["path"] in path and fault["left"] > 0:
-                    fault["left"] -= 1
-                    if fault["left"] == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     def _bookings_budget(self) -> bool:
         if self.bookings_daily_limit is None:

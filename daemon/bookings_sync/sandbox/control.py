@@ -18,9 +18,18 @@ Verbs (body keys):
     bookings_set_status (booking_id, status)
     meeting (meeting_id) · appointment (booking_id) · meeting_for_booking (booking_id)
     set_crm_time_zone (name) · set_bookings_daily_limit (limit|null)
-    inject (path, kind, count, retry_after, stall_seconds) · clear_faults · expire_tokens
-    calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
-    clock (set, advance) → {"now"}   (set/advance need a FrozenClock; {} just reads it)
+    inject (path, kind, count, <the kind's parameters>) · clear_faults · armed_faults → [...]
+        faults.py lists the kinds and parameters; "count": null arms until clear_faults, e.g.
+        {"path": "/crm/v8/Events", "kind": "page_endless", "count": null}
+        {"path": "rescheduleappointment", "kind": "html", "status": 502, "count": 2}
+    crm_raw (meeting_id, fields{...}, instants{...}) — fields go on the wire verbatim (any JSON);
+        instants are ISO datetimes with offset stored typed (e.g. Modified_Time 2099-01-01)
+    crm_clone (meeting_id)                 → {"meeting_id"}
+    catcher (clear)                        → {"url", "requests": [{"method", "target",
+        "headers": [[name, value], ...], "body"}]}; body as latin-1 text (each byte one
+        character); unmasked by design; "clear": true empties it after reading
+    expire_tokens · calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
+    clock (set, advance) → {"now"}   ({} just reads it; a real clock keeps ticking from a set)
     crm_create_contact (fields{...}) · crm_create_lead (fields{...})   → {"id"}
     crm_create_meeting (fields{Start_DateTime, Who_Id, What_Id, $se_module, ...}) → {"id"}
     crm_record (module, id)
@@ -96,10 +105,16 @@ def handle(sandbox, request):
         "set_crm_time_zone": lambda: sb.set_crm_time_zone(body["name"]),
         "set_bookings_daily_limit": lambda: sb.set_bookings_daily_limit(
             None if body.get("limit") is None else int(body["limit"])),
-        "inject": lambda: sb.inject(body["path"], str(body["kind"]), int(body.get("count", 1)),
-                                    body.get("retry_after"),
-                                    float(body.get("stall_seconds", 30.0))),
+        "inject": lambda: sb.inject(body["path"], str(body["kind"]), _count(body),
+                                    **{k: v for k, v in body.items()
+                                       if k not in ("path", "kind", "count")}),
         "clear_faults": sb.clear_faults,
+        "armed_faults": sb.armed_faults,
+        "crm_raw": lambda: sb.crm_raw(body["meeting_id"], **(body.get("fields") or {}),
+                                      **{k: _when(v) for k, v in
+                                         (body.get("instants") or {}).items()}),
+        "crm_clone": lambda: {"meeting_id": sb.crm_clone(body["meeting_id"])},
+        "catcher": lambda: _catcher(sb, bool(body.get("clear"))),
         "expire_tokens": sb.expire_tokens,
         "calls": lambda: dict(sb.calls),
         "request_log": lambda: list(sb.request_log),
@@ -128,10 +143,25 @@ def handle(sandbox, request):
     return Reply(200, _jsonable(result) if result is not None else {"ok": True})
 
 
+def _count(body: dict) -> int | None:
+    count = body.get("count", 1)
+    return None if count is None else int(count)
+
+
+def _catcher(sb, clear: bool) -> dict:
+    catcher = sb.catcher
+    requests = catcher.requests
+    if clear:
+        catcher.clear()
+    return {"url": catcher.url,
+            "requests": [dict(r, headers=[list(h) for h in r["headers"]],
+                              body=r["body"].decode("latin-1")) for r in requests]}
+
+
 def _clock(sb, body: dict) -> dict:
     if "set" in body or "advance" in body:
         if not hasattr(sb.clock, "advance"):
-            raise TypeError("the sandbox runs on the real clock; start it with a FrozenClock")
+            raise TypeError("this sandbox's clock cannot be set")
         if "set" in body:
             sb.clock.set(_when(body["set"]))
         if "advance" in body:

@@ -39,13 +39,6 @@ _KINDS_ONE = {"GET": "list", "PUT": "update", "DELETE": "delete", "POST": "inser
 _KINDS_BY_ID = {"GET": "get", "DELETE": "delete", "PUT": "update"}
 
 
-def fault_reply(kind: str, retry_after):
-    if kind == "429":
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        return error(429, "TOO_MANY_REQUESTS", "Too many requests", headers=headers)
-    return error(500, "INTERNAL_ERROR", "Internal server error occurred.")
-
-
 def endpoint_name(method: str, path: str) -> str:
     """Events keep their short names (``crm.list``, ``crm.get`` …); Contacts and Leads get
     ``crm.contacts.list`` …; metadata ``crm.fields``, ``crm.modules``, ``crm.module``,

@@ -12,10 +12,14 @@ import json
 
 
 class Reply:
+    """A reply. ``stream`` (faults only: trickle, oversize) yields the body in pieces instead of
+    ``body``; ``length`` is then its Content-Length, or None for chunked transfer coding."""
+
     def __init__(self, status: int, body=None, *, content_type="application/json;charset=UTF-8",
-                 headers: dict | None = None):
+                 headers: dict | None = None, stream=None, length: int | None = None):
         self.status, self.body, self.content_type = status, body, content_type
         self.headers = headers or {}
+        self.stream, self.length = stream, length
 
     def freeze(self) -> None:
         self._payload = self.encode()
@@ -31,9 +35,10 @@ class Reply:
 
 
 class Request:
-    def __init__(self, method: str, path: str, query: dict, form: dict, body, headers):
+    def __init__(self, method: str, path: str, query: dict, form: dict, body, headers,
+                 endpoint: str = ""):
         self.method, self.path, self.query, self.form = method, path, query, form
-        self.json, self.headers = body, headers
+        self.json, self.headers, self.endpoint = body, headers, endpoint
 
     @property
     def token(self) -> str | None:

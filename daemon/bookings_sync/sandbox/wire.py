@@ -69,13 +69,18 @@ def parse_bookings_time(text: str, tz_name: str) -> dt.datetime:
     return local.astimezone(pytz.utc)
 
 
+# A record's hostile values (Sandbox.crm_raw): on the wire they replace the typed ones, verbatim.
+RAW = "$sandbox_raw"
+
+
 def render_record(record: dict, fields: list[str] | None, tz_name: str) -> dict:
-    names = ["id"] + [f for f in (fields or record.keys()) if f != "id"]
+    names = ["id"] + [f for f in (fields or record.keys()) if f not in ("id", RAW)]
+    raw = record.get(RAW, {})
     out = {}
     for name in names:
         if name not in record:
             continue
-        value = record[name]
+        value = raw[name] if name in raw else record[name]
         if isinstance(value, dt.datetime):
             value = crm_datetime(value, tz_name)
         out[name] = value

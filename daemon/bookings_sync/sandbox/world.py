@@ -39,7 +39,7 @@ import itertools
 import secrets
 import threading
 
-from . import scopes
+from . import scopes, wire
 
 UTC = dt.timezone.utc
 OWNER = {"name": "Sandbox Admin", "id": "4876876000000000001", "email": "admin@sandbox.invalid"}
@@ -193,6 +193,8 @@ class World:
     def touch(self, meeting_id: str, **fields) -> dict:
         record = self.meetings[meeting_id]
         record.update(fields)
+        for name in fields:                 # a write replaces a hostile value (Sandbox.crm_raw)
+            record.get(wire.RAW, {}).pop(name, None)
         record["Modified_Time"] = second(self.clock.now())
         self.version += 1
         return record
