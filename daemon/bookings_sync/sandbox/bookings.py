@@ -34,7 +34,7 @@ import re
 
 import pytz
 
-from . import availability, bookings_catalog, wire
+from . import availability, bookings_catalog, scopes, wire
 from .appointments import Refusal
 from .messages import Reply
 
@@ -64,6 +64,9 @@ def refused(message: str):
 
 
 def handle(sandbox, request):
+    scope_refusal = scopes.bookings_refusal(sandbox, request)   # a token without its scope
+    if scope_refusal is not None:
+        return scope_refusal
     world = sandbox.world
     verb = request.path.rstrip("/").rsplit("/", 1)[-1]
     with world.lock:

@@ -39,6 +39,12 @@ Verbs (body keys):
     set_integration (meetings_for_api_bookings, delay_seconds)
     set_bookings_wire (fetch_list_key, fetch_needs_data_field, phone_required)
     bookings_budget → {day, used, limit, left, time_zone}
+    crm_create_contact (fields{...}) · crm_create_lead (fields{...})   → {"id"}
+    crm_create_meeting (fields{Start_DateTime, Who_Id, What_Id, $se_module, ...}) → {"id"}
+    crm_record (module, id)
+    issue_grant_code (scopes, minutes, data_center) → {"code"}
+    credentials_with (scopes) → {client_id, client_secret, refresh_token}
+    set_api_domain (url|null) · set_if_modified_since (mode) · set_bookings_scope_refusal (shape)
 """
 
 from __future__ import annotations
@@ -138,6 +144,17 @@ def handle(sandbox, request):
         "set_integration": lambda: sb.set_integration(**_options(body)),
         "set_bookings_wire": lambda: sb.set_bookings_wire(**_options(body)),
         "bookings_budget": sb.bookings_budget,
+        "crm_create_contact": lambda: {"id": sb.crm_create_contact(**(body.get("fields") or {}))},
+        "crm_create_lead": lambda: {"id": sb.crm_create_lead(**(body.get("fields") or {}))},
+        "crm_create_meeting": lambda: {"id": sb.crm_create_meeting(
+            **_edit_fields(body.get("fields") or {}))},
+        "crm_record": lambda: sb.crm_record(body["module"], body["id"]),
+        "issue_grant_code": lambda: {"code": sb.issue_grant_code(
+            body["scopes"], float(body.get("minutes", 3)), body.get("data_center"))},
+        "credentials_with": lambda: sb.credentials_with(body["scopes"]),
+        "set_api_domain": lambda: sb.set_api_domain(body.get("url")),
+        "set_if_modified_since": lambda: sb.set_if_modified_since(body["mode"]),
+        "set_bookings_scope_refusal": lambda: sb.set_bookings_scope_refusal(body["shape"]),
     }
     action = actions.get(verb)
     if action is None:
