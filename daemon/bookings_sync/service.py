@@ -34,7 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bookings_sync.engine.cycle import CycleReport
 from bookings_sync.exitcodes import ExitCode
 from bookings_sync.runtime import Runtime
-from bookings_sync.zoho.errors import ZohoUnreachable
+from bookings_sync.zoho.errors import ZohoError
 
 log = structlog.get_logger("bookings_sync.service")
 
@@ -151,14 +151,17 @@ def status_line(report: CycleReport) -> str:
 
 
 def _first_token(runtime: Runtime, signals: _Signals) -> str | None:
-    """Fetch the first access token, waiting out a Zoho that is unreachable at boot (1 s,
-    doubling to 60 s). Wrong credentials raise. Returns the stop signal's name if one came."""
+    """Fetch the first access token, waiting out a Zoho that is unreachable (or answering
+    garbage) at boot (1 s, doubling to 60 s). Wrong credentials raise. Returns the stop signal's
+    name if one came."""
     delay = 1.0
     while True:
         try:
             runtime.zoho.tokens.token()
             return None
-        except ZohoUnreachable as exc:
+        except ZohoError as exc:
+            if not exc.transient:
+                raise
             log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
             name = signals.wait(delay)
             if name:

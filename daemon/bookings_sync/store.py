@@ -147,6 +147,10 @@ class SnapshotStore:
         self.state_dir = Path(state_dir)
         self.readonly = readonly
         self._lock_fd: int | None = None
+        # booking id → meeting ids (built on first use: see meetings_linked_to).
+        self._booking_links: dict[str, set[str]] | None = None
+        self._booking_of: dict[str, str] = {}
+        self._conflicted: set[str] = set()
         if not readonly:
             self._lock_fd = _lock(self.state_dir)
             # A writer killed mid-commit leaves its temp file; the lock says nobody owns it now.
@@ -245,13 +249,56 @@ class SnapshotStore:
 
     def put_meetings(self, docs: Iterable[dict]) -> None:
         """Insert or replace meeting docs (each has ``id``), in two passes over the table."""
+        docs = list(docs)
         _put(self._meetings, docs)
+        if self._booking_links is not None:
+            for doc in docs:
+                self._link(doc["id"], None if doc.get("deleted") else doc.get("booking_id"))
 
     def remove_meetings(self, meeting_ids: Iterable[str]) -> None:
         ids = [meeting_doc_id(m) for m in meeting_ids]
         existing = [i for i in ids if self._meetings.contains(doc_id=i)]
         if existing:
             self._meetings.remove(doc_ids=existing)
+            if self._booking_links is not None:
+                for doc_id in existing:
+                    self._link(str(doc_id), None)
+
+    # -- which meetings carry which booking id -------------------------------------------------
+
+    def meetings_linked_to(self, booking_id: str) -> set[str]:
+        """The tracked, not deleted meetings whose booking-id field holds ``booking_id``."""
+        return set(self._links().get(booking_id, ()))
+
+    def conflicts(self) -> dict[str, list[str]]:
+        """Booking ids on more than one tracked meeting → those meetings (a CRM clone…)."""
+        links = self._links()
+        return {b: sorted(links[b]) for b in self._conflicted}
+
+    def _links(self) -> dict[str, set[str]]:
+        """booking id → meeting ids, built once per process (O(n)), then kept up to date."""
+        if self._booking_links is None:
+            self._booking_links, self._booking_of, self._conflicted = {}, {}, set()
+            for doc in self._meetings.all():
+                if not doc.get("deleted") and doc.get("booking_id"):
+                    self._link(doc["id"], doc["booking_id"])
+        return self._booking_links
+
+    def _link(self, meeting_id: str, booking_id: str | None) -> None:
+        old = self._booking_of.pop(meeting_id, None)
+        if old is not None:
+            ids = self._booking_links[old]
+            ids.discard(meeting_id)
+            if len(ids) <= 1:
+                self._conflicted.discard(old)
+            if not ids:
+                del self._booking_links[old]
+        if booking_id:
+            self._booking_of[meeting_id] = booking_id
+            ids = self._booking_links.setdefault(booking_id, set())
+            ids.add(meeting_id)
+            if len(ids) > 1:
+                self._conflicted.add(booking_id)
 
     # -- pending actions -----------------------------------------------------------------------
 
@@ -309,7 +356,7 @@ class SnapshotStore:
                if (doc.get("end") or doc.get("start") or "9") < cutoff
                and not pending.contains(doc_id=doc.doc_id)]
         if old:
-            self._meetings.remove(doc_ids=old)
+            self.remove_meetings(str(i) for i in old)
             failed = [i for i in old if self._failures.contains(doc_id=i)]
             if failed:
                 self._failures.remove(doc_ids=failed)
