@@ -254,10 +254,14 @@ class JournalStorage(Storage):
                 raw = fh.read()
         except FileNotFoundError:
             return None, 0, 0
+        size = len(raw)
         try:
-            data = json.loads(raw)
+            text = raw.decode("utf-8")
+            del raw     # the bytes and the text together would add a snapshot's size to peak RSS
+            data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateCorrupt(f"{self.base_path}: not a bookings-sync state file ({exc})") from None
+        del text
         if not isinstance(data, dict):
             raise StateCorrupt(f"{self.base_path}: not a bookings-sync state file "
                                f"(top level is not an object)")
@@ -265,7 +269,7 @@ class JournalStorage(Storage):
         if not isinstance(header, dict) or header.get("format") not in (1, STORAGE_FORMAT) \
                 or not isinstance(header.get("generation"), int):
             raise StateCorrupt(f"{self.base_path}: unknown storage header {header!r}")
-        return data, header["generation"], len(raw)
+        return data, header["generation"], size
 
     def _replay(self, buf: bytes, pos: int) -> int:
         """Apply whole records from ``pos``; returns where the valid journal ends."""
