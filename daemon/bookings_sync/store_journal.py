@@ -174,7 +174,12 @@ class JournalStorage(Storage):
         """Around a TinyDB call that puts or removes exactly these rows: the next record holds
         them. A TinyDB write outside such a block makes the next flush rewrite the base (correct,
         only slower) rather than miss a change."""
-        self._changed.setdefault(table, set()).update(map(str, doc_ids))
+        if self._generation == 0:
+            # No base of this format yet: the next flush writes one whole, so naming rows would
+            # only cost memory (100,000 ids at a first run: 11 MB).
+            self._untracked = True
+        else:
+            self._changed.setdefault(table, set()).update(map(str, doc_ids))
         self._announced = True
         try:
             yield
@@ -236,6 +241,8 @@ class JournalStorage(Storage):
             raise StateCorrupt(f"{self.journal_path}: not a bookings-sync journal")
         generation = header[0].get("generation")
         if self._data is None:
+            if self.readonly and not last_attempt:
+                return False   # the first commit wrote both files after we looked for the base
             raise StateCorrupt(f"{self.journal_path} exists without {self.base_path}: the base was "
                                f"removed; remove the journal too to start from nothing")
         if not isinstance(generation, int) or generation > self._generation:
