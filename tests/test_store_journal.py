@@ -117,6 +117,21 @@ def _torn_events(logs):
     return [e for e in logs if e["event"] == "store.journal_torn"]
 
 
+def recover_then_commit(state: Path, k: int) -> dict:
+    """Open as the next writer would (commits 1..k-1 expected), commit k, and check that a
+    reopen finds a clean journal. Returns the one torn-tail warning the writer logged."""
+    with capture_logs() as logs:
+        with SnapshotStore.open(state) as store:
+            assert snapshot(store) == Model().at(k - 1)
+            step(store, k)
+            store.commit()
+    [event] = _torn_events(logs)
+    with capture_logs() as logs:
+        assert load(state) == Model().at(k)
+    assert _torn_events(logs) == []
+    return event
+
+
 def test_a_record_cut_short_is_dropped_with_one_warning_and_cut_off_by_the_writer(tmp_path):
     commit_steps(tmp_path, 1, 6)
     journal = tmp_path / "state.journal"
@@ -128,17 +143,9 @@ def test_a_record_cut_short_is_dropped_with_one_warning_and_cut_off_by_the_write
     with capture_logs() as logs:
         assert load(tmp_path, readonly=True) == Model().at(5)    # a reader drops it quietly
     assert _torn_events(logs) == [] and journal.stat().st_size == size - 10
-    with capture_logs() as logs:
-        with SnapshotStore.open(tmp_path) as store:
-            assert snapshot(store) == Model().at(5)
-            step(store, 6)
-            store.commit()
-    [event] = _torn_events(logs)
+    event = recover_then_commit(tmp_path, 6)
     assert event["log_level"] == "warning"
     assert event["file"] == str(journal) and event["dropped_bytes"] == last_record
-    with capture_logs() as logs:
-        assert load(tmp_path) == Model().at(6)
-    assert _torn_events(logs) == []
 
 
 def test_garbage_after_the_last_record_is_dropped_and_cut_off(tmp_path):
@@ -147,16 +154,7 @@ def test_garbage_after_the_last_record_is_dropped_and_cut_off(tmp_path):
     garbage = (b"{\"seq\": 5, \"put\": {}}\tdeadbeef\n\xff\xfe half a line\n" + b"\x00" * 4096)
     with open(tmp_path / "state.journal", "ab") as fh:
         fh.write(garbage)
-    with capture_logs() as logs:
-        with SnapshotStore.open(tmp_path) as store:
-            assert snapshot(store) == Model().at(4)
-            step(store, 5)
-            store.commit()
-    [event] = _torn_events(logs)
-    assert event["dropped_bytes"] == len(garbage)
-    with capture_logs() as logs:
-        assert load(tmp_path) == Model().at(5)
-    assert _torn_events(logs) == []
+    assert recover_then_commit(tmp_path, 5)["dropped_bytes"] == len(garbage)
 
 
 def test_a_damaged_record_with_valid_ones_after_it_is_refused_not_dropped(tmp_path):
