@@ -114,18 +114,20 @@ def _line(obj: Any) -> bytes:
     return b"%s\t%08x\n" % (payload, zlib.crc32(payload))
 
 
-def _parse_line(buf: bytes, pos: int) -> tuple[Any, int] | None:
-    """The record starting at ``pos`` and where the next one starts, or None if it is not whole."""
-    end = buf.find(b"\n", pos)
-    if end < 0:
-        return None
-    payload, tab, crc = buf[pos:end].rpartition(b"\t")
+_NOT_A_RECORD = object()
+
+
+def _parse_line(line: bytes) -> Any:
+    """What one journal line holds, or ``_NOT_A_RECORD`` if it is not whole and intact."""
+    if not line.endswith(b"\n"):
+        return _NOT_A_RECORD
+    payload, tab, crc = line[:-1].rpartition(b"\t")
     try:
         if not tab or len(crc) != 8 or int(crc, 16) != zlib.crc32(payload):
-            return None
-        return json.loads(payload), end + 1
+            return _NOT_A_RECORD
+        return json.loads(payload)
     except ValueError:
-        return None
+        return _NOT_A_RECORD
 
 
 def _is_record(obj: Any, seq: int) -> bool:
@@ -234,15 +236,18 @@ class JournalStorage(Storage):
         self._seq = 0
         self._torn = 0
         try:
-            with open(self.journal_path, "rb") as fh:
-                buf = fh.read()
+            fh = open(self.journal_path, "rb")
         except FileNotFoundError:
             return True
-        header = _parse_line(buf, 0)
-        if header is None or not isinstance(header[0], dict) \
-                or header[0].get("journal") != _JOURNAL_MAGIC:
+        with fh:   # read line by line: a journal can be as large as the base
+            return self._load_journal(fh, last_attempt=last_attempt)
+
+    def _load_journal(self, fh, *, last_attempt: bool) -> bool:
+        first = fh.readline()
+        header = _parse_line(first)
+        if not isinstance(header, dict) or header.get("journal") != _JOURNAL_MAGIC:
             raise StateCorrupt(f"{self.journal_path}: not a bookings-sync journal")
-        generation = header[0].get("generation")
+        generation = header.get("generation")
         if self._data is None:
             if self.readonly and not last_attempt:
                 return False   # the first commit wrote both files after we looked for the base
@@ -255,7 +260,7 @@ class JournalStorage(Storage):
                                f"{self.base_path} (generation {self._generation})")
         if generation < self._generation:
             return True   # left by a compaction interrupted after the new base: already in it
-        self._journal_end = self._replay(buf, header[1])
+        self._journal_end = self._replay(fh, len(first))
         return True
 
     def _read_base(self) -> tuple[dict | None, int, int]:
@@ -281,14 +286,16 @@ class JournalStorage(Storage):
             raise StateCorrupt(f"{self.base_path}: unknown storage header {header!r}")
         return data, header["generation"], size
 
-    def _replay(self, buf: bytes, pos: int) -> int:
-        """Apply whole records from ``pos``; returns where the valid journal ends."""
+    def _replay(self, fh, pos: int) -> int:
+        """Apply whole records from ``fh`` (at byte ``pos``); returns where the valid journal
+        ends."""
         data = self._data
-        while pos < len(buf):
-            parsed = _parse_line(buf, pos)
-            if parsed is None or not _is_record(parsed[0], self._seq + 1):
+        for line in fh:
+            record = _parse_line(line)
+            if not _is_record(record, self._seq + 1):
+                self._torn = len(line)
                 break
-            record, pos = parsed
+            pos += len(line)
             for table, rows in record.get("put", {}).items():
                 data.setdefault(table, {}).update(rows)
             for table, ids in record.get("del", {}).items():
@@ -296,11 +303,12 @@ class JournalStorage(Storage):
                 for doc_id in ids:
                     rows.pop(doc_id, None)
             self._seq += 1
-        self._torn = len(buf) - pos
         if self._torn and not self.readonly:
-            if _any_record_after(buf, pos):
-                raise StateCorrupt(f"{self.journal_path}: damaged record at byte {pos} with "
-                                   f"records after it (a disk fault, not an interrupted write)")
+            for line in fh:
+                if _parse_line(line) is not _NOT_A_RECORD:
+                    raise StateCorrupt(f"{self.journal_path}: damaged record at byte {pos} with "
+                                       f"records after it (a disk fault, not an interrupted write)")
+                self._torn += len(line)
             log.warning("store.journal_torn", file=str(self.journal_path), dropped_bytes=self._torn,
                         kept_records=self._seq,
                         hint="the last commit was interrupted; it is ignored and cut off")
@@ -387,12 +395,3 @@ def _encode_base(header: dict, tables: dict, rows_per_chunk: int = 5000) -> Iter
         yield b"}"
     yield b"}"
 
-
-def _any_record_after(buf: bytes, pos: int) -> bool:
-    while True:
-        end = buf.find(b"\n", pos)
-        if end < 0:
-            return False
-        pos = end + 1
-        if _parse_line(buf, pos) is not None:
-            return True
