@@ -49,7 +49,9 @@ class StateLocked(Exception):
 
 
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
-    """Write ``data`` as JSON to ``path`` so that readers and crashes see old or new, never half."""
+    """Write ``data`` as JSON to ``path`` so that readers and crashes see old or new, never half.
+    0644 by default: ``retry`` requests are written from an operator's shell for the daemon's
+    user to read. The store's own files pass 0600."""
     write_atomically(path, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=mode)
 
 

@@ -26,19 +26,26 @@ Promises:
   (``store.journal_torn``: the file and the bytes dropped) and cuts the tail off before its
   first append. A damaged record *followed by a valid one* is not a torn tail but a damaged
   file: :class:`StateCorrupt`.
-- **Compaction** — when the journal exceeds ``max(COMPACT_MIN_BYTES, size of the base)``
-  (4 MiB, or about one snapshot), so journal I/O is at most about the snapshot size per
-  snapshot-size of commits and a load replays at most about one snapshot's worth of records —
-  writes base G+1 (all state) atomically, then replaces the journal with an empty one of
-  generation G+1 (temp file, fsync, rename, fsync of the directory). A crash before the base's
-  rename leaves base G + journal G; after it, base G+1 + journal G, which loading recognises
-  as stale (G < G+1) and ignores, since base G+1 already holds it. No instant loses a record or
-  applies one twice.
+- **Compaction** when the journal exceeds ``max(COMPACT_MIN_BYTES, size of the base)`` (4 MiB,
+  or about one snapshot): write base G+1 (all state) atomically, then replace the journal with
+  an empty one of generation G+1 (temp file, fsync, rename, fsync of the directory). A crash
+  before the base's rename leaves base G + journal G; after it, base G+1 + journal G, which
+  loading recognises as stale (G < G+1) and ignores: base G+1 already holds it. No instant
+  loses a record or applies one twice. The bound keeps base rewrites to at most about one byte
+  per journal byte, and a load to replaying at most about one snapshot's worth of records.
 - **Readers need no lock**: a reader reads the base through one descriptor (a replaced file is
   a new inode; the one it opened never changes) and then the journal. A journal of an older
   generation is ignored (the base includes it); one of a newer generation means a compaction
   ran in between, so the reader starts again. A reader stops quietly at an incomplete tail: it
   may be an append in progress. Either way it sees one committed state.
+- **Memory**: the base is written in chunks of rows and the journal replayed line by line, so
+  neither adds a second copy of the snapshot to peak memory.
+
+Choices (nothing to follow elsewhere): readers do not warn about a torn tail (they cannot tell
+a crash from an append in progress; the daemon's next start does); a compaction that fails
+after its commit's record is durable (a full disk) is logged as ``store.compaction_failed`` and
+retried at the next commit rather than failing the commit; a journal without its base, or newer
+than it (a base restored from a backup), is refused rather than guessed at.
 """
 
 from __future__ import annotations
