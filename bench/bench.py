@@ -31,11 +31,10 @@ from pathlib import Path
 import requests
 
 from bookings_sync.sandbox import FrozenClock, Sandbox
-from bookings_sync.store import SnapshotStore
-from bookings_sync.zoho.timefmt import format_crm_datetime, utc_iso
+from bookings_sync.store import SnapshotStore, stamp
+from bookings_sync.zoho.timefmt import format_crm_datetime
 
 ROOT = Path(__file__).resolve().parents[1]
-DAY = 86400
 
 
 def machine() -> dict:
@@ -72,15 +71,7 @@ class Bench:
     def config(self, name: str, extra: str = "") -> Path:
         state = self.workdir / name
         path = self.workdir / f"{name}.toml"
-        path.write_text(f"""{self.sandbox.zoho_toml()}
-[crm]
-booking_id_field = "BookingId"
-
-[sync]
-interval = 60
-state_dir = "{state}"
-{extra}
-""")
+        path.write_text(self.sandbox.config_toml(state, interval=60, sync=extra))
         return path
 
     def run(self, config: Path) -> dict:
@@ -123,16 +114,16 @@ state_dir = "{state}"
         rows, cursor = [], ""
         for meeting_id, booking_id in pairs:
             m = self.sandbox.meeting(meeting_id)
-            modified = utc_iso(m["Modified_Time"])
+            modified = stamp(m["Modified_Time"])
             cursor = max(cursor, modified)
             rows.append({"id": meeting_id, "booking_id": booking_id,
-                         "start": utc_iso(m["Start_DateTime"]), "end": utc_iso(m["End_DateTime"]),
+                         "start": stamp(m["Start_DateTime"]), "end": stamp(m["End_DateTime"]),
                          "modified": modified, "status": None, "last_action": None,
                          "outcome": None, "outcome_at": None})
         with SnapshotStore.open(self.workdir / name) as store:
             store.put_meetings(rows)
             store.update_meta(cursor=cursor, deleted_cursor=cursor, baseline_done=True,
-                              pruned_at=utc_iso(dt.datetime.now(dt.timezone.utc)))
+                              pruned_at=stamp(dt.datetime.now(dt.timezone.utc)))
             store.commit()
         return config
 

@@ -56,16 +56,8 @@ class Soak:
         self.sb = Sandbox(crm_time_zone="Europe/Berlin", token_ttl=300).start()
         self.last_expiry = 0.0
         self.config = workdir / "soak.toml"
-        self.config.write_text(f"""{self.sb.zoho_toml()}
-[crm]
-booking_id_field = "BookingId"
-
-[sync]
-interval = 1
-state_dir = "{workdir / 'state'}"
-overlap_seconds = 2
-max_backoff_seconds = 4
-""")
+        self.config.write_text(self.sb.config_toml(
+            workdir / "state", interval=1, sync="overlap_seconds = 2\nmax_backoff_seconds = 4"))
         self.daemon: subprocess.Popen | None = None
         self.figures = Counter()
         self.rss: dict[int, list[int]] = {}

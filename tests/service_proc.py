@@ -4,7 +4,6 @@ systemd starts it) and a real sd_notify socket to listen on."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,25 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-# Variables a developer's or CI's environment may carry that would change what the child does.
-SCRUBBED_ENV = ("ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "CREDENTIALS_DIRECTORY",
-                "JOURNAL_STREAM", "NOTIFY_SOCKET", "BOOKINGS_SYNC_CONFIG", "WATCHDOG_USEC",
-                "WATCHDOG_PID")
-
-
-def child_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(extra or {})
-    return env
-
-
-def wait_for(predicate, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
+from e2e import child_env
 
 
 class NotifySocket:

@@ -9,12 +9,8 @@ import datetime as dt
 
 import pytest
 
-from bookings_sync.sandbox import Sandbox
+from e2e import future, run_once, write_config
 
-from e2e import run_once, write_config
-
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
 STATUS = """status_field = "Meeting_Status"
 [crm.status_map]
 "Cancelled" = "cancel"
@@ -23,15 +19,9 @@ STATUS = """status_field = "Meeting_Status"
 """
 
 
-def future(days: int, hour: int = 10) -> dt.datetime:
-    day = NOW + dt.timedelta(days=days)
-    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
 @pytest.fixture
-def sb():
-    with Sandbox(crm_time_zone="Europe/Berlin") as sandbox:
-        yield sandbox
+def sb(make_sandbox):
+    return make_sandbox(crm_time_zone="Europe/Berlin")
 
 
 def make_config(sb, tmp_path, **sync):

@@ -25,16 +25,16 @@ import structlog
 
 from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.zoho.auth import TokenProvider
-from bookings_sync.zoho.bookings import Appointment, BookingsClient
+from bookings_sync.zoho.bookings import Appointment
+from bookings_sync.zoho.connection import connect
 from bookings_sync.zoho.crm import CrmClient
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 from bookings_sync.zoho.errors import (BookingsRefused, ZohoApiError, ZohoAuthError,
                                        ZohoPayloadError, ZohoUnreachable)
-from bookings_sync.zoho.http import ZohoHttp, make_session
+from bookings_sync.zoho.http import make_session
 from bookings_sync.zoho.timefmt import format_bookings_time, parse_crm_datetime
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
+from e2e import NOW, UTC
 FIELDS = ["Event_Title", "Start_DateTime", "End_DateTime", "BookingId"]
 
 SECRETS: set[str] = set()      # client secrets, refresh tokens, every access token issued
@@ -124,22 +124,19 @@ class Clients:
         if refresh_token:
             creds["refresh_token"] = refresh_token
         self.sleeps: list[float] = []
-        self.session = make_session(retries=4, backoff_factor=0.01, backoff_max=0.05)
-        self.tokens = TokenProvider(
-            self.session, sb.url, creds["client_id"], creds["client_secret"],
-            creds["refresh_token"],
-            cache_path=tmp_path / "token.json" if (cache and tmp_path) else None)
-        self.http = ZohoHttp(self.tokens, self.session, timeout=(2.0, read_timeout),
-                             sleep=self.sleeps.append)
-        self.crm = CrmClient(self.http, api_url or sb.url)
-        self.bookings = BookingsClient(self.http, api_url or sb.url)
+        zoho = connect(accounts_url=sb.url, api_url=api_url or sb.url, **creds,
+                       timeout=read_timeout, connect_timeout=2.0, backoff_factor=0.01,
+                       backoff_max=0.05, sleep=self.sleeps.append,
+                       cache_path=tmp_path / "token.json" if (cache and tmp_path) else None)
+        self.session, self.tokens, self.http = zoho.session, zoho.tokens, zoho.http
+        self.crm, self.bookings = zoho.crm, zoho.bookings
 
 
 def walk(crm: CrmClient, since=None, **kwargs) -> dict[str, str]:
     """Every meeting id seen → its latest Modified_Time (the caller's de-duplication)."""
     latest: dict[str, str] = {}
     for page in crm.iter_modified(since, FIELDS, **kwargs):
-        for record in page:
+        for record in page.records:
             previous = latest.get(record["id"])
             if previous is None or parse_crm_datetime(record["Modified_Time"]) > \
                     parse_crm_datetime(previous):
@@ -467,13 +464,21 @@ def test_update_status_and_book(sb):
     assert sb.appointment(booking_id)["status"] == "cancel"
     again = expect(BookingsRefused, clients.bookings.update_status, booking_id, "cancel")
     assert "already" in again.message
-    with pytest.raises(ValueError):
-        clients.bookings.update_status(booking_id, "postpone")
-    new_id = clients.bookings.book("svc-1", "bob", bookings_time(9, "UTC"),
-                                   {"name": "Kim", "email": "kim@example.invalid"},
+    # The action vocabulary lives in engine.model; Bookings itself refuses anything else.
+    unknown = expect(BookingsRefused, clients.bookings.update_status, booking_id, "postpone")
+    assert "postpone" in unknown.message and sb.appointment(booking_id)["status"] == "cancel"
+    # The sandbox checks a booking against its catalog, business hours (Mon-Fri 09-18 in the
+    # workspace zone) and the customer's details: a known staff member, a weekday 10:00, a phone.
+    day = (NOW + dt.timedelta(days=9)).date()
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    start = dt.datetime.combine(day, dt.time(10), UTC)
+    new_id = clients.bookings.book("svc-1", "staff-1", format_bookings_time(start, "UTC"),
+                                   {"name": "Kim", "email": "kim@example.invalid",
+                                    "phone_number": "+15550100"},
                                    time_zone="UTC")
-    assert sb.appointment(new_id)["start"] == NOW + dt.timedelta(days=9)
-    assert sb.calls["bookings.updateappointment"] == 2 and sb.calls["bookings.appointment"] == 1
+    assert sb.appointment(new_id)["start"] == start
+    assert sb.calls["bookings.updateappointment"] == 3 and sb.calls["bookings.appointment"] == 1
 
 
 def test_unreadable_appointments_name_the_booking_and_the_value():
@@ -574,7 +579,8 @@ def test_page_token_is_used_past_2000_records():
 def test_nothing_modified_is_one_204_and_no_pages(sb):
     sb.seed(3)
     clients = Clients(sb)
-    assert list(clients.crm.iter_modified(NOW + dt.timedelta(hours=1), FIELDS)) == []
+    pages = list(clients.crm.iter_modified(NOW + dt.timedelta(hours=1), FIELDS))
+    assert [record for page in pages for record in page.records] == []
     assert [e["status"] for e in sb.request_log if e["endpoint"] == "crm.list"] == [204]
 
 
@@ -597,9 +603,9 @@ def test_deleted_fields_get_update_and_cancel(sb):
     assert sb.meeting(other_id)["Meeting_Status"] == "Cancelled"
 
     since = NOW - dt.timedelta(minutes=1)
-    assert list(clients.crm.iter_deleted(since)) == []          # 204
+    assert [d for page in clients.crm.iter_deleted(since) for d in page.records] == []  # 204
     sb.crm_delete(meeting_id)
-    deleted = [d for page in clients.crm.iter_deleted(since) for d in page]
+    deleted = [d for page in clients.crm.iter_deleted(since) for d in page.records]
     assert [d["id"] for d in deleted] == [meeting_id]
     assert sb.calls["crm.deleted"] == 2 and sb.calls["crm.update"] == 2
     assert sb.calls["crm.fields"] == 1 and sb.calls["crm.cancel"] == 1

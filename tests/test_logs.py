@@ -16,11 +16,10 @@ import pytest
 
 from bookings_sync.sandbox import Sandbox
 
-from e2e import cli, write_config
-from service_proc import Daemon, child_env, wait_for
+from e2e import NOW, child_env, cli, write_config
+from bookings_sync.sandbox import wait_for
+from service_proc import Daemon
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
 LOGFMT_PAIR = re.compile(r'(\w[\w.]*)=("(?:[^"\\]|\\.)*"|\S*)')
 PRIORITY = {"debug": "<7>", "info": "<6>", "warning": "<4>", "error": "<3>"}
 

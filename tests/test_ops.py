@@ -15,20 +15,12 @@ import tomllib
 import pytest
 import requests
 
-from bookings_sync.sandbox import Sandbox
 from bookings_sync.store import SnapshotStore
 
-from e2e import cli, run_once, write_config
-from service_proc import Daemon, wait_for
+from e2e import NOW, cli, run_once, write_config
+from bookings_sync.sandbox import wait_for
+from service_proc import Daemon
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -8,24 +8,24 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from bookings_sync.engine import planner
-from bookings_sync.engine.planner import MeetingRecord, PlannerSettings, normalize, plan
-from bookings_sync.zoho.timefmt import utc_iso
+from bookings_sync.engine.meetings import MeetingFields, RecordError
+from bookings_sync.engine.model import DeletedMeeting, Kind, MeetingRecord, OnDelete
+from bookings_sync.engine.planner import PlannerSettings, plan
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SETTINGS = PlannerSettings(status_field="Meeting_Status",
-                           status_map={"Cancelled": "cancel", "Completed": "completed",
-                                       "No Show": "noshow"})
+SETTINGS = PlannerSettings(status_map={"Cancelled": Kind.CANCEL, "Completed": Kind.COMPLETED,
+                                       "No Show": Kind.NOSHOW})
 
 
 class View:
     """An in-memory snapshot with the store's read API (a real implementation, not a mock)."""
 
-    def __init__(self, meetings=(), pending=(), failures=()):
-        self.meetings = {m["id"]: m for m in meetings}
-        self._pending = {p["meeting_id"]: p for p in pending}
-        self.failures = {f["meeting_id"]: f for f in failures}
+    def __init__(self, failures=()):
+        self.meetings = {}
+        self._pending = {}
+        self.failures = set(failures)
 
     def meeting(self, meeting_id):
         return self.meetings.get(meeting_id)
@@ -33,14 +33,14 @@ class View:
     def pending(self):
         return dict(self._pending)
 
-    def failure(self, meeting_id):
-        return self.failures.get(meeting_id)
+    def has_failure(self, meeting_id):
+        return meeting_id in self.failures
 
     def apply(self, result: planner.Plan):
         for row in result.meetings:
-            self.meetings[row["id"]] = row
+            self.meetings[row.id] = row
         for action in result.actions:
-            self._pending[action["meeting_id"]] = action
+            self._pending[action.meeting_id] = action
         for meeting_id in result.drop_pending:
             self._pending.pop(meeting_id, None)
 
@@ -63,7 +63,7 @@ def test_baseline_records_everything_and_acts_on_nothing():
     view = View()
     result = run(view, [rec("1"), rec("2", status="Cancelled")], baseline=True)
     assert len(result.meetings) == 2 and result.actions == []
-    assert result.cursor == utc_iso(NOW)
+    assert result.cursor == NOW
 
 
 def test_moved_meeting_is_rescheduled_to_the_new_instant():
@@ -72,8 +72,8 @@ def test_moved_meeting_is_rescheduled_to_the_new_instant():
     moved = T0 + dt.timedelta(hours=2)
     result = run(view, [rec(start=moved, modified=NOW + dt.timedelta(minutes=1))])
     [action] = result.actions
-    assert action["kind"] == "reschedule" and action["start"] == utc_iso(moved)
-    assert action["old_start"] == utc_iso(T0)
+    assert action.kind is Kind.RESCHEDULE and action.start == moved
+    assert action.old_start == T0
 
 
 def test_same_instant_in_another_offset_is_not_a_change():
@@ -97,7 +97,7 @@ def test_two_edits_before_the_action_runs_become_one_action_to_the_latest_time()
     first, second = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=3)
     run(view, [rec(start=first, modified=NOW + dt.timedelta(minutes=1))])
     result = run(view, [rec(start=second, modified=NOW + dt.timedelta(minutes=2))])
-    assert [a["start"] for a in view.pending().values()] == [utc_iso(second)]
+    assert [a.start for a in view.pending().values()] == [second]
     assert len(result.actions) == 1
 
 
@@ -107,7 +107,7 @@ def test_two_versions_in_one_fetch_keep_the_latest():
     a, b = T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2)
     result = run(view, [rec(start=b, modified=NOW + dt.timedelta(minutes=2)),
                         rec(start=a, modified=NOW + dt.timedelta(minutes=1))])
-    assert [x["start"] for x in result.actions] == [utc_iso(b)]
+    assert [x.start for x in result.actions] == [b]
 
 
 def test_new_meeting_untouched_since_creation_costs_no_bookings_call():
@@ -116,7 +116,7 @@ def test_new_meeting_untouched_since_creation_costs_no_bookings_call():
     fresh = rec("2", created=NOW, modified=NOW + dt.timedelta(seconds=3))
     edited = rec("3", created=NOW - dt.timedelta(hours=1), modified=NOW)
     result = run(view, [fresh, edited])
-    assert [a["meeting_id"] for a in result.actions] == ["3"]
+    assert [a.meeting_id for a in result.actions] == ["3"]
 
 
 def test_move_then_cancel_in_one_interval_is_only_a_cancel():
@@ -124,7 +124,7 @@ def test_move_then_cancel_in_one_interval_is_only_a_cancel():
     run(view, [rec()], baseline=True)
     result = run(view, [rec(start=T0 + dt.timedelta(hours=1), status="Cancelled",
                             modified=NOW + dt.timedelta(minutes=1))])
-    assert [a["kind"] for a in result.actions] == ["cancel"]
+    assert [a.kind for a in result.actions] == [Kind.CANCEL]
 
 
 def test_cancel_then_uncancel_before_it_ran_is_nothing():
@@ -141,27 +141,27 @@ def test_same_status_seen_again_is_no_action():
     run(view, [rec(status="Scheduled")], baseline=True)
     first = run(view, [rec(status="Completed", modified=NOW + dt.timedelta(minutes=1))])
     again = run(view, [rec(status="Completed", modified=NOW + dt.timedelta(minutes=2))])
-    assert [a["kind"] for a in first.actions] == ["completed"] and again.actions == []
+    assert [a.kind for a in first.actions] == [Kind.COMPLETED] and again.actions == []
 
 
 def test_deleted_meeting_is_cancelled_or_ignored_by_config():
-    deleted = [{"id": "1001", "deleted_time": utc_iso(NOW)}]
+    deleted = [DeletedMeeting("1001", NOW)]
     view = View()
     run(view, [rec()], baseline=True)
-    assert [a["kind"] for a in run(view, [], deleted=deleted).actions] == ["cancel"]
+    assert [a.kind for a in run(view, [], deleted=deleted).actions] == [Kind.CANCEL]
     assert run(view, [], deleted=deleted).actions == []      # seen again: already handled
     ignore = View()
     run(ignore, [rec()], baseline=True)
-    quiet = PlannerSettings(booking_id_field="BookingId", on_delete="ignore")
+    quiet = PlannerSettings(on_delete=OnDelete.IGNORE)
     assert run(ignore, [], deleted=deleted, settings=quiet).actions == []
 
 
 def test_mass_cancel_is_held_not_sent():
     view = View()
     run(view, [rec(str(i)) for i in range(1, 21)], baseline=True)
-    deleted = [{"id": str(i), "deleted_time": utc_iso(NOW)} for i in range(1, 17)]
+    deleted = [DeletedMeeting(str(i), NOW) for i in range(1, 17)]
     result = run(view, [], deleted=deleted, upcoming_count=lambda: 20)
-    assert result.held == 16 and all(a.get("held") for a in result.actions)
+    assert result.held == 16 and all(a.held for a in result.actions)
     assert any(n.event == "guard.mass_cancel" for n in result.notes)
     allowed = View()
     run(allowed, [rec(str(i)) for i in range(1, 21)], baseline=True)
@@ -172,13 +172,13 @@ def test_mass_cancel_is_held_not_sent():
 def test_a_few_cancels_in_a_small_shop_pass_the_floor():
     view = View()
     run(view, [rec(str(i)) for i in range(1, 5)], baseline=True)
-    deleted = [{"id": str(i), "deleted_time": utc_iso(NOW)} for i in range(1, 4)]
+    deleted = [DeletedMeeting(str(i), NOW) for i in range(1, 4)]
     result = run(view, [], deleted=deleted, upcoming_count=lambda: 4)
     assert result.held == 0 and len(result.actions) == 3
 
 
 def test_new_action_clears_an_old_refusal():
-    view = View(failures=[{"meeting_id": "1001", "reason": "slot taken"}])
+    view = View(failures=["1001"])
     run(view, [rec()], baseline=True)
     result = run(view, [rec(start=T0 + dt.timedelta(hours=5), modified=NOW + dt.timedelta(minutes=1))])
     assert result.clear_failures == ["1001"]
@@ -188,9 +188,9 @@ def test_normalize_reads_offsets_and_skips_unlinked():
     raw = {"id": "4876876000000412345", "Start_DateTime": "2026-03-08T10:00:00+05:30",
            "End_DateTime": "2026-03-08T10:30:00+05:30", "Modified_Time": "2026-03-01T10:00:00+01:00",
            "Created_Time": "2026-03-01T09:00:00+01:00", "BookingId": "#AN-00014"}
-    record = normalize(raw, PlannerSettings())
+    record = MeetingFields().parse(raw)
     assert record.start == dt.datetime(2026, 3, 8, 4, 30, tzinfo=UTC)
-    assert normalize(dict(raw, BookingId=None), PlannerSettings()) is None
+    assert MeetingFields().parse(dict(raw, BookingId=None)) is None
 
 
 @pytest.mark.parametrize("field,value,needle", [
@@ -202,8 +202,8 @@ def test_normalize_reads_offsets_and_skips_unlinked():
 def test_normalize_names_the_record_and_field_of_bad_input(field, value, needle):
     raw = {"id": "1", "Start_DateTime": "2026-03-08T10:00:00+05:30",
            "Modified_Time": "2026-03-01T10:00:00+01:00", "BookingId": "#AN-1", field: value}
-    with pytest.raises(planner.RecordError, match=needle):
-        normalize(raw, PlannerSettings())
+    with pytest.raises(RecordError, match=needle):
+        MeetingFields().parse(raw)
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -223,7 +223,7 @@ def test_any_edit_sequence_ends_with_one_pending_action_per_meeting_at_its_lates
         assert run(view, [record]).actions == []          # replay: nothing new
     pending = view.pending()
     for meeting_id, action in pending.items():
-        assert action["start"] == utc_iso(latest[meeting_id])
+        assert action.start == latest[meeting_id]
     for meeting_id in ids:
         if latest[meeting_id] != T0:
             assert meeting_id in pending

@@ -104,19 +104,19 @@ def iso(text: str) -> dt.datetime:
 # -- Accounts ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["query", "form"])
-def test_token_grant_in_query_or_form(sandbox, how):
-    c = Client(sandbox)
+def test_token_grant_in_query_or_form(sb, how):
+    c = Client(sb)
     reply = c.grant(how)
     body = reply.json()
     assert reply.status_code == 200
-    assert body["api_domain"] == sandbox.url and body["token_type"] == "Bearer"
+    assert body["api_domain"] == sb.url and body["token_type"] == "Bearer"
     assert body["expires_in"] == 3600 and body["access_token"]
     c.token = body["access_token"]
     assert c.list().status_code == 204                       # a valid token, no meetings yet
 
 
-def test_wrong_credentials_are_http_200_with_an_error_key(sandbox):
-    c = Client(sandbox)
+def test_wrong_credentials_are_http_200_with_an_error_key(sb):
+    c = Client(sb)
     for override, error in [({"client_id": "1000.WRONG"}, "invalid_client"),
                             ({"client_secret": "wrong"}, "invalid_client"),
                             ({"refresh_token": "1000.revoked"}, "invalid_code")]:
@@ -520,10 +520,12 @@ def test_updateappointment_writes_the_status_back_to_crm(fsb, client, clock, act
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_booking_creates_the_crm_meeting(fsb, client, clock, encoding):
-    form = {"service_id": "svc-9", "staff_id": "staff-3", "from_time": "07-Mar-2031 09:00:00",
+    # A catalog service and staff member, inside business hours (09:00-18:00 UTC), with a
+    # customer phone number: POST appointment checks all three (test_sandbox_bookings.py).
+    form = {"service_id": "svc-1", "staff_id": "staff-3", "from_time": "07-Mar-2031 10:00:00",
             "time_zone": "Europe/Berlin",
             "customer_details": json.dumps({"name": "Ada", "email": "ada@example.invalid",
-                                            "phone_number": "+100"})}
+                                            "phone_number": "+4930123456"})}
     if encoding == "urlencoded":
         reply = client.bookings("POST", "appointment", data=form)
     else:
@@ -531,10 +533,10 @@ def test_booking_creates_the_crm_meeting(fsb, client, clock, encoding):
                                 files={k: (None, v) for k, v in form.items()})
     value = reply.json()["response"]["returnvalue"]
     booking_id = value["booking_id"]
-    assert value["start_time"] == "07-Mar-2031 09:00:00" and value["time_zone"] == "Europe/Berlin"
+    assert value["start_time"] == "07-Mar-2031 10:00:00" and value["time_zone"] == "Europe/Berlin"
     meeting = fsb.meeting(fsb.meeting_for_booking(booking_id))
     assert meeting["BookingId"] == booking_id
-    assert meeting["Start_DateTime"] == at(7, 8) and meeting["End_DateTime"] == at(7, 8, 30)
+    assert meeting["Start_DateTime"] == at(7, 9) and meeting["End_DateTime"] == at(7, 9, 30)
     assert meeting["Created_Time"] == meeting["Modified_Time"] == clock.now()
     assert meeting["Event_Title"] == f"{value['service_name']} with Ada"
     # The same staff member at the same time is refused; in the past too.
@@ -626,11 +628,11 @@ def test_seed_makes_upcoming_non_overlapping_bookings_in_mixed_zones(fsb, clock)
         assert fsb.meeting(meeting_id)["BookingId"] == booking_id
 
 
-def test_credentials_and_toml_block(sandbox):
-    block = sandbox.zoho_toml()
-    creds = sandbox.credentials
+def test_credentials_and_toml_block(sb):
+    block = sb.zoho_toml()
+    creds = sb.credentials
     assert block.startswith("[zoho]")
-    assert f'accounts_url = "{sandbox.url}"' in block and f'api_url = "{sandbox.url}"' in block
+    assert f'accounts_url = "{sb.url}"' in block and f'api_url = "{sb.url}"' in block
     for value in creds.values():
         assert f'"{value}"' in block
     assert 'data_center = "com"' in block

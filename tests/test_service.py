@@ -15,11 +15,10 @@ import time
 from bookings_sync.sandbox import Sandbox
 from bookings_sync.store import SnapshotStore
 
-from e2e import write_config
-from service_proc import Daemon, NotifySocket, wait_for
+from e2e import NOW, write_config
+from bookings_sync.sandbox import wait_for
+from service_proc import Daemon, NotifySocket
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
 
 
 def test_ready_watchdog_then_stopping_without_cutting_a_cycle_in_half(tmp_path):

@@ -20,22 +20,8 @@ from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.timefmt import format_bookings_time
 
-from e2e import cli, reschedules, run_once, write_config
+from e2e import NOW, UTC, cli, future, reschedules, run_once, write_config
 
-UTC = dt.timezone.utc
-NOW = dt.datetime.now(UTC).replace(microsecond=0)
-
-
-def future(days: int, hour: int = 10, tz: str = "UTC") -> dt.datetime:
-    zone = pytz.timezone(tz)
-    day = (NOW + dt.timedelta(days=days)).astimezone(zone)
-    return zone.localize(dt.datetime(day.year, day.month, day.day, hour)).astimezone(UTC)
-
-
-@pytest.fixture
-def sb():
-    with Sandbox(crm_time_zone="UTC") as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

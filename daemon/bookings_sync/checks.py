@@ -14,12 +14,10 @@ import sys
 from pathlib import Path
 
 from bookings_sync import config as config_mod
-from bookings_sync import logs
-from bookings_sync.zoho.auth import TokenProvider
-from bookings_sync.zoho.bookings import BookingsClient
-from bookings_sync.zoho.crm import CrmClient
+from bookings_sync.exitcodes import ExitCode
+from bookings_sync.runtime import connect_zoho
+from bookings_sync.zoho.connection import ZohoConnection
 from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
-from bookings_sync.zoho.http import ZohoHttp, make_session
 
 # A booking id that cannot exist: Bookings answers it with a business refusal, which proves the
 # API, the token and the scope work without touching a real appointment.
@@ -46,66 +44,72 @@ def check_command(path: Path, out=sys.stdout) -> int:
     except config_mod.ConfigError as exc:
         checks.fail(f"configuration: {exc}",
                     "fix the key named above; config/bookings-sync.example.toml documents each one")
-        return 2
-    zoho = config.zoho
-    checks.ok(f"configuration {path} is valid (data center {zoho.data_center}; state dir "
+        return ExitCode.CONFIG
+    checks.ok(f"configuration {path} is valid (data center {config.zoho.data_center}; state dir "
               f"{config.sync.state_dir} writable)")
-    logs.redactor.add(zoho.client_secret)
-    logs.redactor.add(zoho.refresh_token)
+    with connect_zoho(config, cache_tokens=False) as zoho:
+        stop = check_token(checks, config, zoho)
+        if stop is not None:
+            return stop
+        check_crm(checks, config, zoho)
+        check_bookings(checks, config, zoho)
+    return ExitCode.OK if not checks.failed else ExitCode.ACTION_FAILED
 
-    session = make_session()
-    tokens = TokenProvider(session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
-                           zoho.refresh_token, cache_path=None, on_token=logs.redactor.add)
-    http = ZohoHttp(tokens, session, timeout=(10.0, zoho.timeout))
+
+def check_token(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection) -> int | None:
+    """A real token refresh. Returns the exit code to stop with, or None to go on."""
+    where, data_center = config.zoho.accounts_url, config.zoho.data_center
     try:
-        tokens.token()
-        checks.ok(f"token refresh works: {zoho.accounts_url} answered for data center "
-                  f"{zoho.data_center}")
+        zoho.tokens.token()
     except ZohoAuthError as exc:
         hint = {
             "invalid_client": f"client_id/client_secret are wrong, or the client belongs to "
-                              f"another data center than {zoho.data_center!r} "
+                              f"another data center than {data_center!r} "
                               f"(try the data center where you created it)",
             "invalid_code": "the refresh token is wrong, revoked or for another client: "
                             "generate a new one in the API console",
         }.get(exc.code, "see the message above")
-        checks.fail(f"token refresh at {zoho.accounts_url}: {exc}", hint)
-        return 1
+        checks.fail(f"token refresh at {where}: {exc}", hint)
+        return ExitCode.ACTION_FAILED
     except ZohoError as exc:
-        checks.fail(f"token refresh at {zoho.accounts_url}: {exc}",
+        checks.fail(f"token refresh at {where}: {exc}",
                     "is the host reachable from here (DNS, proxy, firewall)?")
-        return 3
+        return ExitCode.ZOHO
+    checks.ok(f"token refresh works: {where} answered for data center {data_center}")
+    return None
 
-    crm = CrmClient(http, zoho.api_url, version=zoho.crm_api_version)
+
+def check_crm(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection) -> None:
+    """The Meetings module is readable and the configured fields exist on it."""
     try:
-        fields = crm.fields()
-        names = {f.get("api_name") for f in fields}
-        checks.ok(f"CRM Meetings (Events) readable at {zoho.api_url}: {len(fields)} fields")
-        for key, field in (("booking_id_field", config.crm.booking_id_field),
-                           ("status_field", config.crm.status_field)):
-            if not field:
-                continue
-            if field in names:
-                checks.ok(f"[crm] {key} = {field!r} exists on Meetings")
-            else:
-                close = difflib.get_close_matches(field, [n for n in names if n], n=3)
-                checks.fail(f"[crm] {key} = {field!r} is not a Meetings field",
-                            f"did you mean {', '.join(map(repr, close))}?" if close else
-                            "Setup → Modules and Fields → Meetings lists the API names")
+        fields = zoho.crm.fields()
     except ZohoError as exc:
-        checks.fail(f"CRM Meetings (Events) at {zoho.api_url}: {exc}",
+        checks.fail(f"CRM Meetings (Events) at {config.zoho.api_url}: {exc}",
                     "the token needs scopes ZohoCRM.modules.events.ALL and "
                     "ZohoCRM.settings.fields.READ")
+        return
+    names = {f.get("api_name") for f in fields}
+    checks.ok(f"CRM Meetings (Events) readable at {config.zoho.api_url}: {len(fields)} fields")
+    for key, field in (("booking_id_field", config.crm.booking_id_field),
+                       ("status_field", config.crm.status_field)):
+        if not field:
+            continue
+        if field in names:
+            checks.ok(f"[crm] {key} = {field!r} exists on Meetings")
+            continue
+        close = difflib.get_close_matches(field, [n for n in names if n], n=3)
+        checks.fail(f"[crm] {key} = {field!r} is not a Meetings field",
+                    f"did you mean {', '.join(map(repr, close))}?" if close else
+                    "Setup → Modules and Fields → Meetings lists the API names")
 
-    bookings = BookingsClient(http, zoho.api_url)
+
+def check_bookings(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection) -> None:
     try:
-        bookings.get(PROBE_BOOKING_ID)
+        zoho.bookings.get(PROBE_BOOKING_ID)
         checks.ok("Bookings API answers")
     except BookingsRefused:
         checks.ok("Bookings API answers (probe id correctly unknown)")
     except ZohoError as exc:
-        checks.fail(f"Bookings API at {zoho.api_url}: {exc}",
+        checks.fail(f"Bookings API at {config.zoho.api_url}: {exc}",
                     "the token needs scope zohobookings.data.CREATE, and the Bookings org must "
                     "be in the same data center")
-    session.close()
-    return 0 if not checks.failed else 1

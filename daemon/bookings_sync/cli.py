@@ -1,8 +1,9 @@
 """The command line — the whole CLI surface in one place.
 
-Exit codes are a contract (scripts act on them): 0 done, nothing failed · 1 done, some action
-failed (a refusal, a held mass-cancel, a record we could not read) · 2 configuration error ·
-3 Zoho unreachable or authentication failed · 4 another bookings-sync holds the state directory.
+Exit codes are a contract (scripts act on them), defined once in ``exitcodes``: 0 done, nothing
+failed · 1 done, some action failed (a refusal, a held mass-cancel, a record we could not read) ·
+2 configuration error · 3 Zoho unreachable or authentication failed · 4 another bookings-sync
+holds the state directory.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import structlog
 
 from bookings_sync import __version__, logs
 from bookings_sync import config as config_mod
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_ZOHO, EXIT_LOCKED = 0, 1, 2, 3, 4
+from bookings_sync.exitcodes import MEANINGS, ExitCode
 
 EPILOG = textwrap.dedent("""\
     examples:
@@ -26,15 +26,11 @@ EPILOG = textwrap.dedent("""\
       bookings-sync sandbox --port 8765 --seed 20                        # a local fake Zoho
 
     exit codes:
-      0  done; every action succeeded or there was nothing to do
-      1  done; some action failed (Bookings refused, mass-cancel held, unreadable record)
-      2  configuration error (one line on stderr names the file and key)
-      3  Zoho unreachable or authentication failed
-      4  another bookings-sync process holds the state directory
+    {exit_codes}
 
     The config path may also come from $BOOKINGS_SYNC_CONFIG; secrets from $ZOHO_CLIENT_SECRET,
     $ZOHO_REFRESH_TOKEN or systemd credentials. See config/bookings-sync.example.toml.
-""")
+""").format(exit_codes="\n".join(f"  {int(code)}  {text}" for code, text in MEANINGS.items()))
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -77,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     sandbox.add_argument("--seed", type=int, default=0, metavar="COUNT",
                          help="create COUNT booking-linked meetings with their appointments")
+    sandbox.add_argument("--grant-code", metavar="SCOPES",
+                         help="print a Self Client grant code for SCOPES (comma-separated), "
+                              "good once within 3 minutes, to exchange at /oauth/v2/token")
     _common(sandbox, suppress=True)
 
     status = sub.add_parser(
@@ -118,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             from bookings_sync.sandbox.cli import serve_forever_cli
-            return serve_forever_cli(args.port, args.seed, host=args.host)
+            return serve_forever_cli(args.port, args.seed, host=args.host,
+                                     grant_code_scopes=args.grant_code)
         if args.command in ("status", "retry"):
             from bookings_sync import ops
             config = _load_for_state(config_mod.config_path(args.config))
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except config_mod.ConfigError as exc:
         print(f"bookings-sync: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def _load_for_state(path):
@@ -156,11 +156,11 @@ def _run(args) -> int:
         runtime = Runtime(config)
     except StateLocked as exc:
         print(f"bookings-sync: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+        return ExitCode.LOCKED
     except StateCorrupt as exc:
         print(f"bookings-sync: {exc}; move it aside to start from a new baseline",
               file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     with runtime:
         if not args.run_once:
             from bookings_sync.service import run_daemon
@@ -169,7 +169,7 @@ def _run(args) -> int:
             except ZohoError as exc:
                 log.error("daemon.start_failed", error=str(exc),
                           auth=isinstance(exc, ZohoAuthError) or None)
-                return EXIT_ZOHO
+                return ExitCode.ZOHO
         report = runtime.cycle.run(dry_run=args.dry_run, allow_mass_cancel=args.allow_mass_cancel)
         if args.dry_run and report.plan is not None:
             _print_plan(report.plan)
@@ -178,15 +178,20 @@ def _run(args) -> int:
 
 def _print_plan(plan) -> None:
     """Dry run: the plan on stdout, one line per action — for people and for grep."""
+    from bookings_sync.engine.model import Kind
+    from bookings_sync.store import stamp
+
     out = sys.stdout
     if plan.baseline:
         print(f"baseline: would record {len(plan.meetings)} booking-linked meetings, act on none",
               file=out)
-    print(f"would update {len(plan.meetings)} snapshot rows; cursor -> {plan.cursor}", file=out)
+    print(f"would update {len(plan.meetings)} snapshot rows; cursor -> {stamp(plan.cursor)}",
+          file=out)
     for action in plan.actions:
-        held = f" (held: {action['held']})" if action.get("held") else ""
-        move = f" {action.get('old_start')} -> {action['start']}" if action["kind"] == "reschedule" else ""
-        print(f"would {action['kind']} booking {action['booking_id']} "
-              f"(meeting {action['meeting_id']}){move}{held}", file=out)
+        held = f" (held: {action.held})" if action.held else ""
+        move = (f" {stamp(action.old_start)} -> {stamp(action.start)}"
+                if action.kind is Kind.RESCHEDULE else "")
+        print(f"would {action.kind} booking {action.booking_id} "
+              f"(meeting {action.meeting_id}){move}{held}", file=out)
     if not plan.actions:
         print("no actions", file=out)

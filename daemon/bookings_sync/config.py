@@ -19,12 +19,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from bookings_sync.engine.model import STATUS_KINDS, OnDelete, OnRefused
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 
 CONFIG_ENV = "BOOKINGS_SYNC_CONFIG"
 SECRET_ENV = {"client_secret": "ZOHO_CLIENT_SECRET", "refresh_token": "ZOHO_REFRESH_TOKEN"}
-# The actions Bookings' updateappointment knows (and the status map may name).
-BOOKINGS_STATUS_ACTIONS = ("completed", "cancel", "noshow")
 
 
 class ConfigError(Exception):
@@ -66,8 +65,8 @@ class SyncConfig:
     prune_after_days: int = 30
     # Transient failures retry on later cycles, backing off up to this many seconds.
     max_backoff_seconds: int = 3600
-    on_delete: str = "cancel"          # cancel | ignore
-    on_refused: str = "keep"           # keep | revert
+    on_delete: OnDelete = OnDelete.CANCEL
+    on_refused: OnRefused = OnRefused.KEEP
     max_cancel_fraction: float = 0.2
     # The mass-cancel guard only applies when more than this many cancels are planned.
     max_cancel_floor: int = 5
@@ -254,8 +253,8 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
                                      strictly_positive=True),
         max_backoff_seconds=sync.number("max_backoff_seconds", defaults.max_backoff_seconds,
                                         integer=True, strictly_positive=True),
-        on_delete=sync.choice("on_delete", defaults.on_delete, ("cancel", "ignore")),
-        on_refused=sync.choice("on_refused", defaults.on_refused, ("keep", "revert")),
+        on_delete=OnDelete(sync.choice("on_delete", defaults.on_delete, tuple(OnDelete))),
+        on_refused=OnRefused(sync.choice("on_refused", defaults.on_refused, tuple(OnRefused))),
         max_cancel_fraction=sync.number("max_cancel_fraction", defaults.max_cancel_fraction,
                                         minimum=0.0, maximum=1.0),
         max_cancel_floor=sync.number("max_cancel_floor", defaults.max_cancel_floor, integer=True,
@@ -280,10 +279,10 @@ def _status_map(reader: _Reader) -> dict[str, str]:
     if not isinstance(table, dict):
         reader.fail("status_map", "expected a table [crm.status_map]")
     for crm_value, action in table.items():
-        if action not in BOOKINGS_STATUS_ACTIONS:
+        if action not in STATUS_KINDS:
             reader.fail(f"status_map.{crm_value!r}",
                         f"Bookings has no action {action!r} (one of "
-                        f"{' | '.join(BOOKINGS_STATUS_ACTIONS)})")
+                        f"{' | '.join(STATUS_KINDS)})")
     return dict(table)
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bookings_sync.sandbox import Sandbox
+from bookings_sync.sandbox import Sandbox, wait_for
 from bookings_sync.zoho.timefmt import format_bookings_time
 
 INTERVAL = 2
@@ -26,15 +26,6 @@ def say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def main() -> int:
     with Sandbox(crm_time_zone="Europe/Berlin") as sandbox, \
             tempfile.TemporaryDirectory(prefix="bookings-sync-demo-") as tmp:
@@ -42,14 +33,7 @@ def main() -> int:
         say(f"sandbox at {sandbox.url} with {len(pairs)} booked meetings; "
             f"the CRM user works in Europe/Berlin")
         config = Path(tmp) / "demo.toml"
-        config.write_text(sandbox.zoho_toml() + f"""
-[crm]
-booking_id_field = "BookingId"
-
-[sync]
-interval = {INTERVAL}
-state_dir = "{Path(tmp) / 'state'}"
-""")
+        config.write_text(sandbox.config_toml(Path(tmp) / "state", interval=INTERVAL))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "bookings_sync", "--config", str(config),
                "--log-format", "console"]

@@ -1,53 +1,67 @@
-"""Wire a :class:`~bookings_sync.config.Config` into live objects: the store (locked), one HTTP
-session with its token provider, the CRM and Bookings clients, the executor and the cycle.
+"""Wire a :class:`~bookings_sync.config.Config` into live objects: the store (locked), the Zoho
+connection (session, token provider, clients), the executor and the cycle with its settings.
 
 Built once per process; the daemon reuses it for every cycle so connections and the access
-token are kept.
+token are kept. This is the one place that reads the configuration's shape on behalf of the
+engine: the cycle gets explicit :class:`~bookings_sync.engine.cycle.CycleSettings`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
 from bookings_sync import logs
 from bookings_sync.config import Config
-from bookings_sync.engine.cycle import Cycle
+from bookings_sync.engine.cycle import Cycle, CycleSettings
 from bookings_sync.engine.executor import Executor
+from bookings_sync.engine.meetings import MeetingFields
+from bookings_sync.engine.model import Kind
+from bookings_sync.engine.planner import PlannerSettings
 from bookings_sync.store import SnapshotStore
-from bookings_sync.zoho.auth import TokenProvider
-from bookings_sync.zoho.bookings import BookingsClient
-from bookings_sync.zoho.crm import CrmClient
-from bookings_sync.zoho.http import ZohoHttp, make_session
+from bookings_sync.zoho.connection import ZohoConnection, connect
+
+
+def cycle_settings(config: Config) -> CycleSettings:
+    crm, sync = config.crm, config.sync
+    return CycleSettings(
+        planner=PlannerSettings(
+            status_map={value: Kind(action) for value, action in crm.status_map.items()},
+            creation_grace_seconds=sync.creation_grace_seconds, on_delete=sync.on_delete,
+            max_cancel_fraction=sync.max_cancel_fraction,
+            max_cancel_floor=sync.max_cancel_floor),
+        fields=MeetingFields(booking_id=crm.booking_id_field, status=crm.status_field),
+        overlap_seconds=sync.overlap_seconds, prune_after_days=sync.prune_after_days,
+        max_backoff_seconds=sync.max_backoff_seconds)
+
+
+def connect_zoho(config: Config, *, cache_tokens: bool = True) -> ZohoConnection:
+    """The Zoho clients for ``config``; every secret and token is registered with the log
+    redactor before it can reach a log line."""
+    zoho = config.zoho
+    logs.redactor.add(zoho.client_secret)
+    logs.redactor.add(zoho.refresh_token)
+    return connect(accounts_url=zoho.accounts_url, api_url=zoho.api_url,
+                   client_id=zoho.client_id, client_secret=zoho.client_secret,
+                   refresh_token=zoho.refresh_token, crm_api_version=zoho.crm_api_version,
+                   timeout=zoho.timeout,
+                   cache_path=config.token_cache_path if cache_tokens else None,
+                   on_token=logs.redactor.add)
 
 
 class Runtime:
     def __init__(self, config: Config, *, store: SnapshotStore | None = None):
         self.config = config
-        zoho = config.zoho
-        logs.redactor.add(zoho.client_secret)
-        logs.redactor.add(zoho.refresh_token)
         self.store = store or SnapshotStore.open(config.sync.state_dir)
         try:
-            self.session = make_session()
-            self.tokens = TokenProvider(
-                self.session, zoho.accounts_url, zoho.client_id, zoho.client_secret,
-                zoho.refresh_token, cache_path=config.token_cache_path,
-                on_token=logs.redactor.add)
-            self.http = ZohoHttp(self.tokens, self.session, timeout=(10.0, zoho.timeout))
-            self.crm = CrmClient(self.http, zoho.api_url, version=zoho.crm_api_version)
-            self.bookings = BookingsClient(self.http, zoho.api_url)
-            self.executor = Executor(self.bookings, self.crm, on_refused=config.sync.on_refused)
-            self.cycle = Cycle(config, self.store, self.crm, self.executor, self.calls)
+            self.zoho = connect_zoho(config)
+            self.executor = Executor(self.zoho.bookings, self.zoho.crm,
+                                     on_refused=config.sync.on_refused)
+            self.cycle = Cycle(self.store, self.zoho.crm, self.executor, cycle_settings(config),
+                               self.zoho.calls)
         except BaseException:
             self.store.close()
             raise
 
-    def calls(self) -> Counter:
-        """API requests sent by this process so far, per service (retries included)."""
-        return self.http.calls + Counter(accounts=self.tokens.refreshes)
-
     def close(self) -> None:
-        self.session.close()
+        self.zoho.close()
         self.store.close()
 
     def __enter__(self) -> "Runtime":

@@ -32,6 +32,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bookings_sync.engine.cycle import CycleReport
+from bookings_sync.exitcodes import ExitCode
 from bookings_sync.runtime import Runtime
 from bookings_sync.zoho.errors import ZohoUnreachable
 
@@ -155,7 +156,7 @@ def _first_token(runtime: Runtime, signals: _Signals) -> str | None:
     delay = 1.0
     while True:
         try:
-            runtime.tokens.token()
+            runtime.zoho.tokens.token()
             return None
         except ZohoUnreachable as exc:
             log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
@@ -165,13 +166,74 @@ def _first_token(runtime: Runtime, signals: _Signals) -> str | None:
             delay = min(delay * 2, 60.0)
 
 
+def _boot(runtime: Runtime, signals: _Signals) -> str | None:
+    """Wait for the first token (READY=1 means config, state and credentials really work).
+    Before READY nothing is under way, so a stop signal ends the wait at once: returns its name."""
+    try:
+        signals.interruptible = True
+        name = _first_token(runtime, signals)
+    except _Stop as stop:
+        name = signal.Signals(stop.args[0]).name
+    finally:
+        signals.interruptible = False
+    return name or signals.wait(0)
+
+
+class _Daemon:
+    """The two scheduled jobs — one cycle per interval, a watchdog ping — and what they share."""
+
+    def __init__(self, runtime: Runtime, notifier: Notifier, watchdog: float | None):
+        self.runtime, self.notifier, self.watchdog = runtime, notifier, watchdog
+        self.interval = runtime.config.sync.interval
+        self.cycle_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.cycle_since: float | None = None   # monotonic start of the cycle under way
+
+    def schedule(self, scheduler: BackgroundScheduler) -> None:
+        scheduler.add_job(self.cycle_job, "interval", seconds=self.interval, id="sync",
+                          max_instances=1, coalesce=True,
+                          next_run_time=dt.datetime.now(dt.timezone.utc), misfire_grace_time=None)
+        if self.watchdog:
+            scheduler.add_job(self.keepalive, "interval", seconds=self.watchdog / 2,
+                              id="watchdog", max_instances=1, coalesce=True,
+                              misfire_grace_time=None)
+
+    def cycle_job(self) -> None:
+        # The stop check is inside the lock: once the main thread has set `stopping` under the
+        # lock, no cycle can start against a store that is about to be closed.
+        with self.cycle_lock:
+            if self.stopping.is_set():
+                return
+            started = self.cycle_since = time.monotonic()
+            try:
+                report = self.runtime.cycle.run()
+            except Exception:   # a bug must not kill the scheduler thread silently
+                log.exception("cycle.crashed")
+                self.notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
+                return
+            finally:
+                self.cycle_since = None
+            self.notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
+            took = time.monotonic() - started
+            if took > self.interval:
+                log.warning("cycle.overran", duration_s=round(took, 1), interval=self.interval,
+                            hint="cycles never overlap: the next one starts at the next tick")
+
+    def keepalive(self) -> None:
+        # A cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
+        since = self.cycle_since
+        if since is None or time.monotonic() - since < self.watchdog:
+            self.notifier.notify("WATCHDOG=1")
+
+    def stop(self) -> None:
+        """No cycle starts after this returns (one under way finishes first)."""
+        with self.cycle_lock:
+            self.stopping.set()
+
+
 def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     notifier = notifier or Notifier()
-    interval = runtime.config.sync.interval
-    watchdog = watchdog_period()
-    cycle_lock = threading.Lock()
-    stopping = threading.Event()
-    running = {"since": None}     # monotonic start of the cycle under way, None between cycles
+    daemon = _Daemon(runtime, notifier, watchdog_period())
     # Two workers: the sync job and the watchdog ping (max_instances=1 keeps cycles apart).
     scheduler = BackgroundScheduler(timezone=dt.timezone.utc,
                                     executors={"default": ThreadPoolExecutor(2)})
@@ -179,69 +241,29 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     logging.getLogger("apscheduler.scheduler").addFilter(quiet)
     signals = _Signals()
     try:
-        # READY=1 means it really works: config, state and credentials are good.
-        try:
-            signals.interruptible = True
-            name = _first_token(runtime, signals)
-            signals.interruptible = False
-        except _Stop as stop:
-            signals.interruptible = False
-            name = signal.Signals(stop.args[0]).name
-        name = name or signals.wait(0)
+        name = _boot(runtime, signals)
         if name:
             log.info("daemon.stopping", signal=name, before_ready=True)
             log.info("daemon.stopped")
-            return 0
-
-        def job() -> None:
-            # The stop check is inside the lock: once the main thread has set `stopping` under
-            # the lock, no cycle can start against a store that is about to be closed.
-            with cycle_lock:
-                if stopping.is_set():
-                    return
-                started = running["since"] = time.monotonic()
-                try:
-                    report = runtime.cycle.run()
-                except Exception:   # a bug must not kill the scheduler thread silently
-                    log.exception("cycle.crashed")
-                    notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
-                    return
-                finally:
-                    running["since"] = None
-                notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
-                took = time.monotonic() - started
-                if took > interval:
-                    log.warning("cycle.overran", duration_s=round(took, 1), interval=interval,
-                                hint="cycles never overlap: the next one starts at the next tick")
-
-        def keepalive() -> None:
-            # A cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
-            since = running["since"]
-            if since is None or time.monotonic() - since < watchdog:
-                notifier.notify("WATCHDOG=1")
-
-        scheduler.add_job(job, "interval", seconds=interval, id="sync", max_instances=1,
-                          coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc),
-                          misfire_grace_time=None)
-        if watchdog:
-            scheduler.add_job(keepalive, "interval", seconds=watchdog / 2, id="watchdog",
-                              max_instances=1, coalesce=True, misfire_grace_time=None)
-        log.info("daemon.start", interval=interval, state_dir=str(runtime.config.sync.state_dir),
-                 **({"watchdog_s": watchdog} if watchdog else {}))
-        notifier.notify("READY=1", f"STATUS=running, first cycle now, then every {interval:g} s")
+            return ExitCode.OK
+        daemon.schedule(scheduler)
+        log.info("daemon.start", interval=daemon.interval,
+                 state_dir=str(runtime.config.sync.state_dir),
+                 **({"watchdog_s": daemon.watchdog} if daemon.watchdog else {}))
+        notifier.notify("READY=1",
+                        f"STATUS=running, first cycle now, then every {daemon.interval:g} s")
         scheduler.start()
         name = signals.wait()
         log.info("daemon.stopping", signal=name)
         notifier.notify("STOPPING=1", "STATUS=stopping: letting the running cycle finish")
-        stopping.set()
+        daemon.stopping.set()
         scheduler.shutdown(wait=True)      # returns once a cycle under way has finished
     finally:
-        with cycle_lock:   # belt and braces: no cycle runs once we return and the store closes
-            stopping.set()
+        daemon.stop()   # belt and braces: no cycle runs once we return and the store closes
         if scheduler.running:
             scheduler.shutdown(wait=False)
         signals.close()
         logging.getLogger("apscheduler.scheduler").removeFilter(quiet)
         notifier.close()
     log.info("daemon.stopped")
-    return 0
+    return ExitCode.OK

@@ -18,6 +18,8 @@ Promises:
   rewritten in the new format by the first commit; ``meta.format`` becomes 2 so that an older
   bookings-sync refuses the directory instead of reading the base without its journal.
 - **No secrets**: the store holds ids, times and Zoho's messages — never a token.
+- **One time format**: instants in rows and meta are :func:`stamp` text — compact, sortable UTC
+  (``2026-03-08T15:00:00Z``), so the store can compare them as strings (prune, upcoming).
 """
 
 from __future__ import annotations
@@ -36,12 +38,31 @@ from bookings_sync.store_journal import (JOURNAL_FILE, STATE_FILE, JournalStorag
                                          write_atomically)
 
 __all__ = ["SnapshotStore", "StateLocked", "StateCorrupt", "atomic_write_json", "STATE_FILE",
-           "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION"]
+           "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION", "stamp", "parse_stamp"]
 
 LAST_CYCLE_FILE = "last-cycle.json"
 LOCK_FILE = "lock"
 FORMAT_VERSION = 2              # 2: base + journal. 1 (one state.json) still loads.
 READABLE_FORMATS = (1, FORMAT_VERSION)
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def stamp(instant: dt.datetime | None) -> str | None:
+    """An aware instant as the state file writes it: ``2026-03-08T15:00:00Z`` (None stays None)."""
+    if instant is None:
+        return None
+    return instant.astimezone(dt.timezone.utc).strftime(STAMP_FORMAT)
+
+
+def parse_stamp(text: str | None) -> dt.datetime | None:
+    """The instant :func:`stamp` wrote (None or "" → None)."""
+    if not text:
+        return None
+    # fromisoformat is ~20x faster than strptime, and a cycle parses thousands of these.
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"state timestamp {text!r} has no UTC marker")
+    return value
 
 
 class StateLocked(Exception):
@@ -174,6 +195,13 @@ class SnapshotStore:
     def meeting_count(self) -> int:
         return len(self._meetings)
 
+    def upcoming_count(self, now: dt.datetime) -> int:
+        """Tracked meetings that start after ``now`` and were not deleted. O(n): for guards,
+        which run only when a cycle plans many cancels."""
+        after = stamp(now)
+        return sum(1 for m in self._meetings.all() if m.get("start", "") > after
+                   and not m.get("deleted"))
+
     def put_meetings(self, docs: Iterable[dict]) -> None:
         """Insert or replace meeting docs (each has ``id``), in two passes over the table."""
         self._put(self._meetings, docs)
@@ -227,7 +255,7 @@ class SnapshotStore:
     def prune(self, before: dt.datetime) -> int:
         """Forget meetings that ended before ``before`` and have nothing pending. O(n): the caller
         runs it rarely (once a day), never on an idle cycle's hot path."""
-        cutoff = before.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = stamp(before)
         pending = self._pending
         old = [doc.doc_id for doc in self._meetings.all()
                if (doc.get("end") or doc.get("start") or "9") < cutoff

@@ -1,9 +1,13 @@
-"""One sync cycle: fetch → plan → record (commit) → act → record outcomes (commit).
+"""One sync cycle: read changes → plan → record (commit) → act → record outcomes (commit).
 
 Data flows one way: CRM records → planner → pending actions → executor → store. The cursor moves
 in the same atomic commit that records the actions it made necessary, *before* they run; the
 outcomes are a second commit. A kill between the two leaves the actions pending, and the
 executor's read-before-write makes running them again harmless. An idle cycle writes nothing.
+
+The cycle takes explicit settings (:class:`CycleSettings`, built by the runtime from the
+configuration), as vdirsyncer's ``sync()`` takes its policy as arguments: the engine never reads
+the configuration file's shape.
 """
 
 from __future__ import annotations
@@ -13,36 +17,52 @@ import datetime as dt
 import resource
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import structlog
 
-from bookings_sync.config import Config
-from bookings_sync.ops import take_retry_requests
-from bookings_sync.store import SnapshotStore
-from bookings_sync.zoho.crm import CrmClient
+from bookings_sync.exitcodes import ExitCode
+from bookings_sync.mailbox import take_retry_requests
+from bookings_sync.store import SnapshotStore, parse_stamp, stamp
+from bookings_sync.zoho.crm import Page
 from bookings_sync.zoho.errors import ZohoError
-from bookings_sync.zoho.timefmt import from_utc_iso, utc_iso
 
 from . import planner
-from .executor import AuthLost, Executor, Outcome, next_attempt
+from .executor import AuthLost, Executor, Outcome
+from .meetings import MeetingFields, read_deleted
+from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, OnDelete,
+                    Result, SeenMeeting)
+from .retry import after_transient_failure, requeue
 
 log = structlog.get_logger("bookings_sync.cycle")
 
-OK, ACTION_FAILED, ZOHO_DOWN = 0, 1, 3
-# First retry of a transient failure waits this long; doubles per attempt up to max_backoff.
-BACKOFF_BASE_SECONDS = 30.0
 PRUNE_EVERY = dt.timedelta(hours=24)
+
+
+class CrmLists(Protocol):
+    """The CRM reads a cycle makes (``zoho.crm.CrmClient``)."""
+    def iter_modified(self, since: dt.datetime | None, fields: list[str]) -> Iterator[Page]: ...
+    def iter_deleted(self, since: dt.datetime | None) -> Iterator[Page]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleSettings:
+    planner: planner.PlannerSettings = planner.PlannerSettings()
+    fields: MeetingFields = MeetingFields()
+    # Re-read this many seconds before the cursor until the server's clock has passed it.
+    overlap_seconds: int = 5
+    prune_after_days: int = 30
+    max_backoff_seconds: float = 3600
 
 
 @dataclasses.dataclass
 class CycleReport:
-    exit_code: int = OK
+    exit_code: ExitCode = ExitCode.OK
     baseline: bool = False
     fetched: int = 0
     changed: int = 0
     planned: int = 0
-    outcomes: Counter = dataclasses.field(default_factory=Counter)
+    outcomes: Counter = dataclasses.field(default_factory=Counter)   # Result -> count
     held: int = 0
     calls: Counter = dataclasses.field(default_factory=Counter)
     duration: float = 0.0
@@ -51,12 +71,17 @@ class CycleReport:
     error: str = ""
     plan: planner.Plan | None = None
 
+    def fail(self, code: ExitCode) -> None:
+        """Raise the exit code to ``code`` (a worse outcome is never hidden by a milder one)."""
+        self.exit_code = max(self.exit_code, code)
+
     def summary(self) -> dict:
         return {
-            "outcome": {OK: "ok", ACTION_FAILED: "action-failed", ZOHO_DOWN: "zoho-error"}
-            .get(self.exit_code, str(self.exit_code)),
+            "outcome": {ExitCode.OK: "ok", ExitCode.ACTION_FAILED: "action-failed",
+                        ExitCode.ZOHO: "zoho-error"}.get(self.exit_code, str(int(self.exit_code))),
             "baseline": self.baseline, "fetched": self.fetched, "changed": self.changed,
-            "planned": self.planned, "held": self.held, **dict(self.outcomes),
+            "planned": self.planned, "held": self.held,
+            **{result.value: count for result, count in self.outcomes.items()},
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
             "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
@@ -65,23 +90,28 @@ class CycleReport:
         }
 
 
+@dataclasses.dataclass
+class _Changes:
+    """What one cycle read from CRM."""
+    records: list[MeetingRecord]
+    bad: list[Note]                     # records we could not use, one note each
+    read_at: dt.datetime | None         # the server's clock at the last page of changes
+    deleted: list[DeletedMeeting]
+    deleted_notes: list[Note]
+
+
 class Cycle:
     """Everything one cycle needs, built once per process (clients keep their connections)."""
 
-    def __init__(self, config: Config, store: SnapshotStore, crm: CrmClient, executor: Executor,
-                 call_counter: Callable[[], Counter], *, clock: Callable[[], dt.datetime] | None = None):
-        self.config = config
+    def __init__(self, store: SnapshotStore, crm: CrmLists, executor: Executor,
+                 settings: CycleSettings, call_counter: Callable[[], Counter], *,
+                 clock: Callable[[], dt.datetime] | None = None):
         self.store = store
         self.crm = crm
         self.executor = executor
+        self.settings = settings
         self.call_counter = call_counter
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
-        crm_cfg, sync = config.crm, config.sync
-        self.settings = planner.PlannerSettings(
-            booking_id_field=crm_cfg.booking_id_field, status_field=crm_cfg.status_field,
-            status_map=dict(crm_cfg.status_map),
-            creation_grace_seconds=sync.creation_grace_seconds, on_delete=sync.on_delete,
-            max_cancel_fraction=sync.max_cancel_fraction, max_cancel_floor=sync.max_cancel_floor)
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -96,7 +126,7 @@ class Cycle:
         except ZohoError as exc:
             # Unreachable, auth refused, or an API error on the CRM read (scope, permission):
             # nothing was committed past what is safe; the next cycle starts from the same cursor.
-            report.exit_code, report.error = ZOHO_DOWN, str(exc)
+            report.exit_code, report.error = ExitCode.ZOHO, str(exc)
             log.error("cycle.zoho_error", error=str(exc), kind=type(exc).__name__)
         finally:
             report.duration = time.monotonic() - started
@@ -109,75 +139,114 @@ class Cycle:
         return report
 
     def _run(self, report: CycleReport, *, dry_run: bool, allow_mass_cancel: bool) -> None:
-        store = self.store
         now = self.clock()
-        report.baseline = store.is_new
-        if not dry_run and take_retry_requests(store):
-            log.info("retry.requested", pending=store.pending_count())
-        records, bad = self._fetch(store.cursor)
-        # The server's clock when the last page of changes was served; later replies (the
-        # deleted list, retries) could claim a window closed that this read did not see close.
-        read_at = self.crm.server_time
-        deleted_cursor = store.meta().get("deleted_cursor")
-        deleted = self._fetch_deleted(deleted_cursor)
-        report.fetched = len(records) + len(bad)
+        report.baseline = self.store.is_new
+        if not dry_run:
+            self._take_retry_requests(now)
+        changes = self._read_changes()
+        plan = self._plan(changes, report, now, allow_mass_cancel)
+        if dry_run:
+            return
+        self._record_plan(plan, changes.read_at, report.baseline, now)
+        self._act(report, now, allow_mass_cancel)
+
+    def _take_retry_requests(self, now: dt.datetime) -> None:
+        requeued = sum(requeue(self.store, ids, now)
+                       for ids in take_retry_requests(self.store.state_dir))
+        if requeued:
+            log.info("retry.requested", pending=self.store.pending_count())
+
+    def _plan(self, changes: _Changes, report: CycleReport, now: dt.datetime,
+              allow_mass_cancel: bool) -> planner.Plan:
+        store = self.store
+        report.fetched = len(changes.records) + len(changes.bad)
         plan = planner.plan(
-            store, records, settings=self.settings, baseline=report.baseline, now=now,
-            cursor=store.cursor, deleted=deleted, deleted_cursor=deleted_cursor,
-            upcoming_count=lambda: _upcoming(store, now), allow_mass_cancel=allow_mass_cancel)
-        plan.notes[:0] = bad
+            _SnapshotView(store), changes.records, settings=self.settings.planner,
+            baseline=report.baseline, now=now, cursor=parse_stamp(store.cursor),
+            deleted=changes.deleted, deleted_cursor=self._deleted_cursor(),
+            upcoming_count=lambda: store.upcoming_count(now), allow_mass_cancel=allow_mass_cancel)
+        plan.notes[:0] = changes.bad + changes.deleted_notes
         report.plan, report.changed, report.planned, report.held = (
             plan, len(plan.meetings), len(plan.actions), plan.held)
         for note in plan.notes:
             log.log(_LEVELS[note.level], note.event, **note.fields)
-        if bad:
-            report.exit_code = ACTION_FAILED
-        if dry_run:
-            return
+        if changes.bad:
+            report.fail(ExitCode.ACTION_FAILED)
+        return plan
 
-        # Commit 1 — write-ahead: snapshot rows, new pending actions and the cursor together.
-        store.put_meetings(plan.meetings)
-        store.put_pending(plan.actions)
+    def _record_plan(self, plan: planner.Plan, read_at: dt.datetime | None, baseline: bool,
+                     now: dt.datetime) -> None:
+        """Commit 1 — write-ahead: snapshot rows, new pending actions and the cursor together."""
+        store = self.store
+        store.put_meetings([m.to_row() for m in plan.meetings])
+        store.put_pending([a.to_row() for a in plan.actions])
         store.remove_pending(plan.drop_pending)
         store.remove_failures(plan.clear_failures)
-        meta = {"cursor": plan.cursor, "baseline_done": True,
+        cursor = stamp(plan.cursor)
+        meta = {"cursor": cursor, "baseline_done": True,
                 "cursor_settled": self._settled(plan.cursor, read_at),
                 # Deletions are watched from the server's high-water mark at baseline on.
-                "deleted_cursor": plan.deleted_cursor or plan.cursor}
-        if report.baseline:
-            meta["baseline_at"] = utc_iso(now)
+                "deleted_cursor": stamp(plan.deleted_cursor) or cursor}
+        if baseline:
+            meta["baseline_at"] = stamp(now)
             log.info("baseline.recorded", meetings=len(plan.meetings))
         if any(store.meta().get(k) != v for k, v in meta.items()):
             store.update_meta(**meta)
         self._prune(now)
         store.commit()
 
-        # Act on what is due, then commit 2 — the outcomes.
-        pending = store.pending()
-        due = [a for a in pending.values()
-               if (not a.get("held") or allow_mass_cancel)
-               and (a.get("not_before") or "") <= utc_iso(now)]
-        report.held = sum(1 for a in pending.values() if a.get("held") and not allow_mass_cancel)
+    def _act(self, report: CycleReport, now: dt.datetime, allow_mass_cancel: bool) -> None:
+        """Run what is due, then commit 2 — the outcomes."""
+        pending = [Action.from_row(row) for row in self.store.pending().values()]
+        due = [a for a in pending if a.due(now, release_held=allow_mass_cancel)]
+        report.held = sum(1 for a in pending if a.held and not allow_mass_cancel)
         if report.held:
             log.error("guard.holding", held=report.held,
                       hint="bookings-sync --run-once --allow-mass-cancel, or bookings-sync retry")
-            report.exit_code = ACTION_FAILED
+            report.fail(ExitCode.ACTION_FAILED)
         if not due:
             return
-        due.sort(key=lambda a: (a["planned_at"], a["meeting_id"]))
+        due.sort(key=lambda a: (a.planned_at, a.meeting_id))
         try:
             outcomes = self.executor.run(due)
         except AuthLost as lost:
             self._apply(lost.outcomes, now)
-            store.commit()
+            self.store.commit()
             raise lost.error from None
         self._apply(outcomes, now)
-        store.commit()
+        self.store.commit()
         report.outcomes.update(o.result for o in outcomes)
-        if any(o.result in ("refused", "failed") for o in outcomes):
-            report.exit_code = max(report.exit_code, ACTION_FAILED)
-        if any(o.result == "retry" for o in outcomes):
-            report.exit_code = ZOHO_DOWN   # Bookings unreachable: the action waits for a later cycle
+        if any(o.result.is_failure for o in outcomes):
+            report.fail(ExitCode.ACTION_FAILED)
+        if any(o.result is Result.RETRY for o in outcomes):
+            report.exit_code = ExitCode.ZOHO   # Bookings unreachable: the action waits for later
+
+    # -- reading CRM ----------------------------------------------------------------------------
+
+    def _read_changes(self) -> _Changes:
+        fields = self.settings.fields
+        records, bad, read_at = [], [], None
+        for page in self.crm.iter_modified(self._since(self.store.cursor), fields.names()):
+            got, notes = fields.read(page.records)
+            records += got
+            bad += notes
+            # The server's clock when the last page of changes was served; later replies (the
+            # deleted list) could claim a window closed that this read did not see close.
+            read_at = page.server_time or read_at
+        deleted, deleted_notes = self._read_deleted()
+        return _Changes(records, bad, read_at, deleted, deleted_notes)
+
+    def _read_deleted(self) -> tuple[list[DeletedMeeting], list[Note]]:
+        """Deletions since the deleted-records cursor (server time, like the main cursor)."""
+        if self.settings.planner.on_delete is OnDelete.IGNORE or self.store.is_new:
+            return [], []   # nothing tracked yet, or deletions are not acted on: save the call
+        cursor = self._deleted_cursor()
+        since = self._minus_overlap(cursor) if cursor else None
+        raws = [raw for page in self.crm.iter_deleted(since) for raw in page.records]
+        return read_deleted(raws)
+
+    def _deleted_cursor(self) -> dt.datetime | None:
+        return parse_stamp(self.store.meta().get("deleted_cursor"))
 
     def _since(self, cursor: str | None) -> dt.datetime | None:
         """Where to read from: the cursor minus the overlap window — or the cursor itself once a
@@ -186,78 +255,47 @@ class Cycle:
         if not cursor:
             return None
         if self.store.meta().get("cursor_settled") == cursor:
-            return from_utc_iso(cursor)
-        return self._minus_overlap(cursor)
+            return parse_stamp(cursor)
+        return self._minus_overlap(parse_stamp(cursor))
 
-    def _minus_overlap(self, cursor: str) -> dt.datetime:
-        return from_utc_iso(cursor) - dt.timedelta(seconds=self.config.sync.overlap_seconds)
+    def _minus_overlap(self, cursor: dt.datetime) -> dt.datetime:
+        return cursor - dt.timedelta(seconds=self.settings.overlap_seconds)
 
-    def _settled(self, cursor: str | None, server: dt.datetime | None) -> str | None:
+    def _settled(self, cursor: dt.datetime | None, server: dt.datetime | None) -> str | None:
         """The cursor, if the server's clock at our read was past its overlap window."""
-        if not cursor or server is None:
+        if cursor is None or server is None:
             return None
-        closes = from_utc_iso(cursor) + dt.timedelta(seconds=self.config.sync.overlap_seconds + 1)
-        return cursor if server >= closes else None
+        closes = cursor + dt.timedelta(seconds=self.settings.overlap_seconds + 1)
+        return stamp(cursor) if server >= closes else None
 
-    def _fetch(self, cursor: str | None) -> tuple[list[planner.MeetingRecord], list[planner.Note]]:
-        since = self._since(cursor)
-        self.crm.server_time = None
-        records, bad = [], []
-        for page in self.crm.iter_modified(since, self.settings.fields()):
-            for raw in page:
-                try:
-                    record = planner.normalize(raw, self.settings)
-                except planner.RecordError as exc:
-                    bad.append(planner.Note("error", "crm.bad_record", {"reason": str(exc)}))
-                    continue
-                if record is not None:
-                    records.append(record)
-        return records, bad
-
-    def _fetch_deleted(self, cursor: str | None) -> list[dict]:
-        """Deletions since the deleted-records cursor (server time, like the main cursor)."""
-        if self.settings.on_delete == "ignore" or self.store.is_new:
-            return []   # nothing tracked yet, or deletions are not acted on: save the call
-        since = self._minus_overlap(cursor) if cursor else None
-        items: list[dict] = []
-        for page in self.crm.iter_deleted(since):
-            items.extend(page)
-        return items
-
-    # -- recording outcomes -------------------------------------------------------------------
+    # -- recording outcomes ---------------------------------------------------------------------
 
     def _apply(self, outcomes: list[Outcome], now: dt.datetime) -> None:
-        store, sync = self.store, self.config.sync
-        stamp = utc_iso(now)
+        store = self.store
         rows, done, retry, failures = [], [], [], []
         for outcome in outcomes:
             action = outcome.action
-            meeting_id = action["meeting_id"]
             _log_outcome(outcome)
-            snap = store.meeting(meeting_id)
-            if snap is not None:
-                row = dict(snap, last_action=action["kind"], outcome=outcome.result,
-                           outcome_at=stamp)
+            row = store.meeting(action.meeting_id)
+            if row is not None:
+                seen = dataclasses.replace(SeenMeeting.from_row(row), last_action=action.kind,
+                                           outcome=outcome.result, outcome_at=now)
                 if outcome.reverted_to:
                     # CRM is being put back: expect that, or its write-back looks like a move.
-                    row["start"] = outcome.reverted_to
-                    row["end"] = outcome.reverted_end or row.get("end")
-                rows.append(row)
-            if outcome.result == "retry":
-                attempts = action.get("attempts", 0) + 1
-                retry.append(dict(action, attempts=attempts, last_error=outcome.reason,
-                                  not_before=next_attempt(now, attempts, base=BACKOFF_BASE_SECONDS,
-                                                          cap=sync.max_backoff_seconds)))
+                    seen = dataclasses.replace(seen, start=outcome.reverted_to,
+                                               end=outcome.reverted_end or seen.end)
+                rows.append(seen.to_row())
+            if outcome.result is Result.RETRY:
+                retry.append(after_transient_failure(
+                    action, outcome.reason, now, cap=self.settings.max_backoff_seconds).to_row())
                 continue
-            done.append(meeting_id)
-            if outcome.result in ("refused", "failed"):
-                failures.append({
-                    "meeting_id": meeting_id, "booking_id": action["booking_id"],
-                    "kind": action["kind"], "start": action.get("start"),
-                    "result": outcome.result, "reason": outcome.reason, "code": outcome.code,
-                    "at": stamp, "reverted_to": outcome.reverted_to,
-                    "attempts": action.get("attempts", 0) + 1,
-                })
+            done.append(action.meeting_id)
+            if outcome.result.is_failure:
+                failures.append(Failure(
+                    meeting_id=action.meeting_id, booking_id=action.booking_id, kind=action.kind,
+                    start=action.start, result=outcome.result, reason=outcome.reason,
+                    code=outcome.code, at=now, reverted_to=outcome.reverted_to,
+                    attempts=action.attempts + 1).to_row())
         store.put_meetings(rows)
         store.remove_pending(done)
         store.put_pending(retry)
@@ -265,17 +303,33 @@ class Cycle:
 
     def _record_cycle(self, report: CycleReport) -> None:
         # For `status`: a small file of its own, so an idle cycle never rewrites the snapshot.
-        self.store.record_cycle(dict(report.summary(), at=utc_iso(self.clock())))
+        self.store.record_cycle(dict(report.summary(), at=stamp(self.clock())))
 
     def _prune(self, now: dt.datetime) -> None:
-        meta = self.store.meta()
-        last = meta.get("pruned_at")
-        if last and now - from_utc_iso(last) < PRUNE_EVERY:
+        last = parse_stamp(self.store.meta().get("pruned_at"))
+        if last and now - last < PRUNE_EVERY:
             return
-        removed = self.store.prune(now - dt.timedelta(days=self.config.sync.prune_after_days))
-        self.store.update_meta(pruned_at=utc_iso(now))
+        removed = self.store.prune(now - dt.timedelta(days=self.settings.prune_after_days))
+        self.store.update_meta(pruned_at=stamp(now))
         if removed:
             log.info("store.pruned", meetings=removed)
+
+
+class _SnapshotView:
+    """The planner's read-only view of the store, in the engine's types."""
+
+    def __init__(self, store: SnapshotStore):
+        self.store = store
+
+    def meeting(self, meeting_id: str) -> SeenMeeting | None:
+        row = self.store.meeting(meeting_id)
+        return SeenMeeting.from_row(row) if row is not None else None
+
+    def pending(self) -> dict[str, Action]:
+        return {m: Action.from_row(row) for m, row in self.store.pending().items()}
+
+    def has_failure(self, meeting_id: str) -> bool:
+        return self.store.failure(meeting_id) is not None
 
 
 def peak_rss_mb() -> float:
@@ -291,29 +345,24 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _upcoming(store: SnapshotStore, now: dt.datetime) -> int:
-    stamp = utc_iso(now)
-    return sum(1 for m in store.meetings() if m.get("start", "") > stamp and not m.get("deleted"))
-
-
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_OUTCOME_LEVELS = {Result.DONE: 20, Result.IN_SYNC: 20, Result.SKIPPED: 20, Result.REFUSED: 30,
+                   Result.RETRY: 30, Result.FAILED: 40}
 
 
 def _level(report: CycleReport) -> int:
-    return 40 if report.exit_code == ZOHO_DOWN else 30 if report.exit_code else 20
+    return 40 if report.exit_code == ExitCode.ZOHO else 30 if report.exit_code else 20
 
 
 def _log_outcome(outcome: Outcome) -> None:
     action = outcome.action
-    fields = {"meeting_id": action["meeting_id"], "booking_id": action["booking_id"],
-              "action": action["kind"], "outcome": outcome.result}
-    if action["kind"] == planner.RESCHEDULE:
+    fields = {"meeting_id": action.meeting_id, "booking_id": action.booking_id,
+              "action": action.kind.value, "outcome": outcome.result.value}
+    if action.kind is Kind.RESCHEDULE:
         fields.update({"old": outcome.bookings_start, "new": outcome.target,
-                       "tz": outcome.time_zone, "crm_start": action.get("start")})
+                       "tz": outcome.time_zone, "crm_start": stamp(action.start)})
     if outcome.reason:
         fields["reason"] = outcome.reason
     if outcome.reverted_to:
-        fields["reverted_to"] = outcome.reverted_to
-    level = {"done": 20, "in_sync": 20, "skipped": 20, "refused": 30, "retry": 30,
-             "failed": 40}[outcome.result]
-    log.log(level, "action", **fields)
+        fields["reverted_to"] = stamp(outcome.reverted_to)
+    log.log(_OUTCOME_LEVELS[outcome.result], "action", **fields)

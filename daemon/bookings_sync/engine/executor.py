@@ -5,47 +5,50 @@ state. That read is the loop guard — Bookings' integration writes our own chan
 made in Bookings) back into CRM, where the next cycle sees them — and it also makes re-running an
 action after a crash harmless: a reschedule that reached Bookings before the kill is found done.
 
-Outcomes (``Outcome.result``):
-``done`` the write call succeeded · ``in_sync`` Bookings already matched, no write · ``skipped``
-the appointment is closed (cancelled, completed, no-show) so there is nothing to move ·
-``refused`` Bookings said no (its message is kept; not retried until the meeting changes) ·
-``retry`` a transient failure, tried again on a later cycle with backoff · ``failed`` a payload we
-cannot use (bad time zone…), kept as a failure with the reason.
+Errors become results (:class:`~bookings_sync.engine.model.Result`) by one table,
+:func:`result_for`: a refusal by Bookings → ``refused``; a transient error (``exc.transient``:
+unreachable, 429, 5xx, timeouts) → ``retry``; anything else we cannot use → ``failed``. Only an
+authentication failure stops the run (:class:`AuthLost`): every later action would fail the same
+way, so they stay pending for a later cycle.
+
+The executor talks to two small protocols, :class:`Bookings` and :class:`Crm`, which the Zoho
+clients implement — and so can an in-memory double in the tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Callable
+from typing import Protocol
 
-from bookings_sync.zoho.bookings import Appointment, BookingsClient
-from bookings_sync.zoho.crm import CrmClient
-from bookings_sync.zoho.errors import (BookingsRefused, ZohoAuthError, ZohoError,
-                                       ZohoPayloadError, ZohoUnreachable)
+from bookings_sync.zoho.bookings import Appointment
+from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
 from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
-                                        format_crm_datetime, from_utc_iso, parse_bookings_wall,
-                                        utc_iso)
+                                        format_crm_datetime, parse_bookings_wall)
 
-from .planner import RESCHEDULE
+from .model import Action, Kind, OnRefused, Result, closed_state
 
-# Bookings statuses after which an appointment can no longer be moved or re-closed.
-CLOSED = {"cancel": "cancelled", "cancelled": "cancelled", "completed": "completed",
-          "noshow": "no-show", "no_show": "no-show"}
-# updateappointment action -> the status Bookings shows afterwards.
-ACTION_STATUS = {"cancel": "cancel", "completed": "completed", "noshow": "noshow"}
+
+class Bookings(Protocol):
+    def get(self, booking_id: str) -> Appointment: ...
+    def reschedule(self, booking_id: str, start_time: str) -> Appointment: ...
+    def update_status(self, booking_id: str, action: str) -> dict: ...
+
+
+class Crm(Protocol):
+    def update_meeting(self, meeting_id: str, values: dict) -> dict: ...
 
 
 @dataclasses.dataclass
 class Outcome:
-    action: dict
-    result: str                     # done | in_sync | skipped | refused | retry | failed
+    action: Action
+    result: Result
     reason: str = ""
     bookings_start: str | None = None   # Bookings' wall time (for logs: old -> new)
     target: str | None = None
     time_zone: str | None = None
-    reverted_to: str | None = None      # UTC ISO start put back into CRM (on_refused = revert)
-    reverted_end: str | None = None
+    reverted_to: dt.datetime | None = None   # start put back into CRM (on_refused = revert)
+    reverted_end: dt.datetime | None = None
     code: str = ""
 
 
@@ -58,16 +61,22 @@ class AuthLost(Exception):
         self.outcomes = outcomes
 
 
+def result_for(exc: Exception) -> Result:
+    """The error → result table (see the module docstring). Auth errors never get here."""
+    if isinstance(exc, BookingsRefused):
+        return Result.REFUSED
+    if isinstance(exc, ZohoError) and exc.transient:
+        return Result.RETRY
+    return Result.FAILED
+
+
 class Executor:
-    def __init__(self, bookings: BookingsClient, crm: CrmClient, *, on_refused: str = "keep",
-                 crm_time_zone: str = "UTC", on_outcome: Callable[[Outcome], None] | None = None):
+    def __init__(self, bookings: Bookings, crm: Crm, *, on_refused: OnRefused = OnRefused.KEEP):
         self.bookings = bookings
         self.crm = crm
         self.on_refused = on_refused
-        self.crm_time_zone = crm_time_zone
-        self.on_outcome = on_outcome or (lambda outcome: None)
 
-    def run(self, actions: list[dict]) -> list[Outcome]:
+    def run(self, actions: list[Action]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for action in actions:
             try:
@@ -75,84 +84,65 @@ class Executor:
             except ZohoAuthError as exc:
                 raise AuthLost(exc, outcomes) from exc
             outcomes.append(outcome)
-            self.on_outcome(outcome)
         return outcomes
 
-    def run_one(self, action: dict) -> Outcome:
+    def run_one(self, action: Action) -> Outcome:
         try:
-            appointment = self.bookings.get(action["booking_id"])
-            if action["kind"] == RESCHEDULE:
+            appointment = self.bookings.get(action.booking_id)
+            if action.kind is Kind.RESCHEDULE:
                 return self._reschedule(action, appointment)
             return self._set_status(action, appointment)
-        except BookingsRefused as exc:
-            return Outcome(action, "refused", exc.message, code=exc.code)
-        except ZohoUnreachable as exc:
-            return Outcome(action, "retry", str(exc), code=exc.code)
-        except (ZohoPayloadError, TimeFormatError) as exc:
-            return Outcome(action, "failed", str(exc), code=getattr(exc, "code", ""))
         except ZohoAuthError:
             raise
-        except ZohoError as exc:
-            # An API error envelope that retrying will not fix (NO_PERMISSION, INVALID_DATA…).
-            return Outcome(action, "failed", str(exc), code=exc.code)
+        except BookingsRefused as exc:
+            return Outcome(action, Result.REFUSED, exc.message, code=exc.code)
+        except (ZohoError, TimeFormatError) as exc:
+            return Outcome(action, result_for(exc), str(exc), code=getattr(exc, "code", ""))
 
-    def _reschedule(self, action: dict, appointment: Appointment) -> Outcome:
+    def _reschedule(self, action: Action, appointment: Appointment) -> Outcome:
         zone = appointment.time_zone
-        target = format_bookings_time(from_utc_iso(action["start"]), zone)
+        target = format_bookings_time(action.start, zone)
         base = dict(bookings_start=appointment.start_text, target=target, time_zone=zone)
         if parse_bookings_wall(appointment.start_text) == parse_bookings_wall(target):
             # Bookings already there: our own earlier reschedule, or a move made in Bookings.
-            return Outcome(action, "in_sync", **base)
-        closed = CLOSED.get(appointment.status)
+            return Outcome(action, Result.IN_SYNC, **base)
+        closed = closed_state(appointment.status)
         if closed:
-            return Outcome(action, "skipped", f"appointment is {closed} in Bookings", **base)
+            return Outcome(action, Result.SKIPPED, f"appointment is {closed} in Bookings", **base)
         try:
-            self.bookings.reschedule(action["booking_id"], target)
+            self.bookings.reschedule(action.booking_id, target)
         except BookingsRefused as exc:
-            outcome = Outcome(action, "refused", exc.message, code=exc.code, **base)
-            if self.on_refused == "revert":
+            outcome = Outcome(action, Result.REFUSED, exc.message, code=exc.code, **base)
+            if self.on_refused is OnRefused.REVERT:
                 self._revert(action, appointment, outcome)
             return outcome
-        return Outcome(action, "done", **base)
+        return Outcome(action, Result.DONE, **base)
 
-    def _revert(self, action: dict, appointment: Appointment, outcome: Outcome) -> None:
+    def _revert(self, action: Action, appointment: Appointment, outcome: Outcome) -> None:
         """Put the CRM meeting back to the time Bookings holds, so calendars don't lie."""
         start = appointment.start
         end = None
-        if action.get("end") and action.get("start"):
-            duration = from_utc_iso(action["end"]) - from_utc_iso(action["start"])
-            end = start + duration
-        values = {"Start_DateTime": format_crm_datetime(start, self.crm_time_zone)}
+        if action.end and action.start:
+            end = start + (action.end - action.start)
+        values = {"Start_DateTime": format_crm_datetime(start)}
         if end is not None:
-            values["End_DateTime"] = format_crm_datetime(end, self.crm_time_zone)
+            values["End_DateTime"] = format_crm_datetime(end)
         try:
-            self.crm.update_meeting(action["meeting_id"], values)
+            self.crm.update_meeting(action.meeting_id, values)
         except ZohoAuthError:
             raise
         except ZohoError as exc:
             outcome.reason += f" (revert in CRM failed: {exc})"
             return
-        outcome.reverted_to = utc_iso(start)
-        outcome.reverted_end = utc_iso(end) if end is not None else None
+        outcome.reverted_to, outcome.reverted_end = start, end
 
-    def _set_status(self, action: dict, appointment: Appointment) -> Outcome:
-        kind = action["kind"]
-        wanted = ACTION_STATUS[kind]
+    def _set_status(self, action: Action, appointment: Appointment) -> Outcome:
         base = dict(bookings_start=appointment.start_text, time_zone=appointment.time_zone)
-        if CLOSED.get(appointment.status) == CLOSED[wanted]:
-            return Outcome(action, "in_sync", **base)
-        closed = CLOSED.get(appointment.status)
+        closed = closed_state(appointment.status)
+        if closed == action.kind.closed_state:
+            return Outcome(action, Result.IN_SYNC, **base)
         if closed:
-            return Outcome(action, "skipped", f"appointment is already {closed} in Bookings",
+            return Outcome(action, Result.SKIPPED, f"appointment is already {closed} in Bookings",
                            **base)
-        self.bookings.update_status(action["booking_id"], kind)
-        return Outcome(action, "done", **base)
-
-
-def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
-    """Delay before attempt ``attempts + 1`` of a transient failure: base·2^(n-1), capped."""
-    return min(cap, base * (2 ** max(0, attempts - 1)))
-
-
-def next_attempt(now: dt.datetime, attempts: int, *, base: float, cap: float) -> str:
-    return utc_iso(now + dt.timedelta(seconds=backoff_seconds(attempts, base=base, cap=cap)))
+        self.bookings.update_status(action.booking_id, action.kind.value)
+        return Outcome(action, Result.DONE, **base)

@@ -18,9 +18,33 @@ Verbs (body keys):
     bookings_set_status (booking_id, status)
     meeting (meeting_id) · appointment (booking_id) · meeting_for_booking (booking_id)
     set_crm_time_zone (name) · set_bookings_daily_limit (limit|null)
-    inject (path, kind, count, retry_after, stall_seconds) · clear_faults · expire_tokens
-    calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
-    clock (set, advance) → {"now"}   (set/advance need a FrozenClock; {} just reads it)
+    inject (path, kind, count, <the kind's parameters>) · clear_faults · armed_faults → [...]
+        faults.py lists the kinds and parameters; "count": null arms until clear_faults, e.g.
+        {"path": "/crm/v8/Events", "kind": "page_endless", "count": null}
+        {"path": "rescheduleappointment", "kind": "html", "status": 502, "count": 2}
+    crm_raw (meeting_id, fields{...}, instants{...}) — fields go on the wire verbatim (any JSON);
+        instants are ISO datetimes with offset stored typed (e.g. Modified_Time 2099-01-01)
+    crm_clone (meeting_id)                 → {"meeting_id"}
+    catcher (clear)                        → {"url", "requests": [{"method", "target",
+        "headers": [[name, value], ...], "body"}]}; body as latin-1 text (each byte one
+        character); unmasked by design; "clear": true empties it after reading
+    expire_tokens · calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
+    clock (set, advance) → {"now"}   ({} just reads it; a real clock keeps ticking from a set)
+  Bookings catalog and switches (see bookings_surface.py):
+    add_workspace (workspace_id, name, time_zone, hours, currency, time_format, slot_minutes)
+    add_service (service_id, name, duration_minutes, buffer_minutes, service_type, staff_ids,
+                 let_customer_select_staff, workspace_id, cost)
+    add_staff (staff_id, name, email, service_ids, hours, designation)
+    set_business_hours (hours, staff_id, workspace_id) · catalog → {workspaces, services, staff}
+    set_integration (meetings_for_api_bookings, delay_seconds)
+    set_bookings_wire (fetch_list_key, fetch_needs_data_field, phone_required)
+    bookings_budget → {day, used, limit, left, time_zone}
+    crm_create_contact (fields{...}) · crm_create_lead (fields{...})   → {"id"}
+    crm_create_meeting (fields{Start_DateTime, Who_Id, What_Id, $se_module, ...}) → {"id"}
+    crm_record (module, id)
+    issue_grant_code (scopes, minutes, data_center) → {"code"}
+    credentials_with (scopes) → {client_id, client_secret, refresh_token}
+    set_api_domain (url|null) · set_if_modified_since (mode) · set_bookings_scope_refusal (shape)
 """
 
 from __future__ import annotations
@@ -90,15 +114,47 @@ def handle(sandbox, request):
         "set_crm_time_zone": lambda: sb.set_crm_time_zone(body["name"]),
         "set_bookings_daily_limit": lambda: sb.set_bookings_daily_limit(
             None if body.get("limit") is None else int(body["limit"])),
-        "inject": lambda: sb.inject(body["path"], str(body["kind"]), int(body.get("count", 1)),
-                                    body.get("retry_after"),
-                                    float(body.get("stall_seconds", 30.0))),
+        "inject": lambda: sb.inject(body["path"], str(body["kind"]), _count(body),
+                                    **{k: v for k, v in body.items()
+                                       if k not in ("path", "kind", "count")}),
         "clear_faults": sb.clear_faults,
+        "armed_faults": sb.armed_faults,
+        "crm_raw": lambda: sb.crm_raw(body["meeting_id"], **(body.get("fields") or {}),
+                                      **{k: _when(v) for k, v in
+                                         (body.get("instants") or {}).items()}),
+        "crm_clone": lambda: {"meeting_id": sb.crm_clone(body["meeting_id"])},
+        "catcher": lambda: _catcher(sb, bool(body.get("clear"))),
         "expire_tokens": sb.expire_tokens,
         "calls": lambda: dict(sb.calls),
         "request_log": lambda: list(sb.request_log),
         "reset_counters": sb.reset_counters,
         "clock": lambda: _clock(sb, body),
+        "add_workspace": lambda: sb.add_workspace(body["workspace_id"], body["name"],
+                                                  **_options(body, "workspace_id", "name")),
+        "add_service": lambda: sb.add_service(body["service_id"], body["name"],
+                                              int(body["duration_minutes"]),
+                                              **_options(body, "service_id", "name",
+                                                         "duration_minutes")),
+        "add_staff": lambda: sb.add_staff(body["staff_id"], body["name"], body["email"],
+                                          **_options(body, "staff_id", "name", "email")),
+        "set_business_hours": lambda: sb.set_business_hours(
+            body.get("hours"), staff_id=body.get("staff_id"),
+            workspace_id=body.get("workspace_id", "ws-1")),
+        "catalog": sb.catalog,
+        "set_integration": lambda: sb.set_integration(**_options(body)),
+        "set_bookings_wire": lambda: sb.set_bookings_wire(**_options(body)),
+        "bookings_budget": sb.bookings_budget,
+        "crm_create_contact": lambda: {"id": sb.crm_create_contact(**(body.get("fields") or {}))},
+        "crm_create_lead": lambda: {"id": sb.crm_create_lead(**(body.get("fields") or {}))},
+        "crm_create_meeting": lambda: {"id": sb.crm_create_meeting(
+            **_edit_fields(body.get("fields") or {}))},
+        "crm_record": lambda: sb.crm_record(body["module"], body["id"]),
+        "issue_grant_code": lambda: {"code": sb.issue_grant_code(
+            body["scopes"], float(body.get("minutes", 3)), body.get("data_center"))},
+        "credentials_with": lambda: sb.credentials_with(body["scopes"]),
+        "set_api_domain": lambda: sb.set_api_domain(body.get("url")),
+        "set_if_modified_since": lambda: sb.set_if_modified_since(body["mode"]),
+        "set_bookings_scope_refusal": lambda: sb.set_bookings_scope_refusal(body["shape"]),
     }
     action = actions.get(verb)
     if action is None:
@@ -111,10 +167,31 @@ def handle(sandbox, request):
     return Reply(200, _jsonable(result) if result is not None else {"ok": True})
 
 
+def _count(body: dict) -> int | None:
+    count = body.get("count", 1)
+    return None if count is None else int(count)
+
+
+def _catcher(sb, clear: bool) -> dict:
+    catcher = sb.catcher
+    requests = catcher.requests
+    if clear:
+        catcher.clear()
+    return {"url": catcher.url,
+            "requests": [dict(r, headers=[list(h) for h in r["headers"]],
+                              body=r["body"].decode("latin-1")) for r in requests]}
+
+
+def _options(body: dict, *positional: str) -> dict:
+    """The body's keys other than the positional ones, as keyword arguments (an unknown one
+    is a TypeError, hence a 400 naming it)."""
+    return {k: v for k, v in body.items() if k not in positional}
+
+
 def _clock(sb, body: dict) -> dict:
     if "set" in body or "advance" in body:
         if not hasattr(sb.clock, "advance"):
-            raise TypeError("the sandbox runs on the real clock; start it with a FrozenClock")
+            raise TypeError("this sandbox's clock cannot be set")
         if "set" in body:
             sb.clock.set(_when(body["set"]))
         if "advance" in body:

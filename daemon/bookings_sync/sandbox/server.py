@@ -1,17 +1,19 @@
 """The sandbox's HTTP layer: one threaded HTTP/1.1 server for Accounts, CRM, Bookings and the
 ``/_sandbox`` control surface, with fault injection and a request log.
 
-Every request is logged (endpoint name, method, path, query, form, JSON body, status) with
-credentials masked — the log is test evidence and must itself be safe to print. Faults are
-consumed in order by the first requests whose path contains the fault's text: ``429`` (CRM's
-TOO_MANY_REQUESTS body, optional ``Retry-After``), ``500`` (INTERNAL_ERROR), ``stall`` (sleep,
-then answer) and ``drop`` (close the socket without a byte of response).
+Every request is logged (endpoint name, method, path, query, form, JSON body, request headers,
+status, and the fault it took, if any) with credentials masked (an Authorization header keeps
+only its scheme) — the log is test evidence and must itself be safe to print. A request that
+takes a fault (``faults.py``: kinds, parameters, replies) gets the fault's reply instead of the
+normal one, or the normal one as the fault changes it.
 
 ``Sandbox.on_page(endpoint, query)``, when set, runs for every 200 page of ``crm.list`` and
 ``crm.deleted`` once that page is final and before it is sent: a test edits data "between two
 page requests" without racing the client.
 
-HTTP/1.1 with keep-alive: every reply has an exact Content-Length, except 204 (none, per RFC).
+HTTP/1.1 with keep-alive: every reply has an exact Content-Length, except 204 (none, per RFC)
+and the streamed replies of the trickle and oversize faults, which may be chunked and always
+end the connection (``Connection: close``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import http.server
 import json
 import socket
 import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
-from . import accounts, bookings, control, crm
+from . import accounts, bookings, control, crm, faults
 from .messages import Reply, Request
 
 MASKED = {"client_secret", "refresh_token", "access_token", "code"}
@@ -56,6 +57,17 @@ def _multipart(ctype: str, raw: bytes) -> dict:
 
 def _mask(values: dict) -> dict:
     return {k: ("***" if k in MASKED else v) for k, v in values.items()}
+
+
+def _mask_headers(headers) -> dict:
+    """Request headers for the log: credentials keep only their scheme ("Zoho-oauthtoken ***")."""
+    out = {}
+    for key, value in headers.items():
+        if key.lower() in ("authorization", "proxy-authorization", "cookie"):
+            scheme = value.split(" ", 1)[0] if " " in value.strip() else ""
+            value = f"{scheme} ***".strip()
+        out[key] = value
+    return out
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -107,46 +119,51 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif raw:
             form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
                                                  keep_blank_values=True).items()}
-        request = Request(method, url.path, query, form, body, self.headers)
         name = endpoint_name(method, url.path)
+        request = Request(method, url.path, query, form, body, self.headers, endpoint=name)
         entry = {"endpoint": name, "method": method, "path": url.path, "query": _mask(query),
-                 "form": _mask(form), "json": body, "status": None,
+                 "form": _mask(form), "json": _mask(body) if isinstance(body, dict) else body,
+                 "headers": _mask_headers(self.headers), "status": None,
                  "at": sandbox.clock.now()}
+        fault = None
         if not url.path.startswith("/_sandbox/"):
             sandbox._record(name, entry)
-            fault = sandbox._take_fault(url.path)
+            fault = sandbox._faults.take(name, url.path)
             if fault is not None:
-                kind = fault["kind"]
-                if kind == "drop":
-                    entry["status"] = 0
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
-                if kind == "stall":
-                    time.sleep(fault["stall_seconds"])
-                else:
-                    reply = crm.fault_reply(kind, fault.get("retry_after"))
-                    self._send(reply, entry)
-                    return
+                entry["fault"] = fault.kind
+        reply = faults.before(fault, sandbox, request) if fault else None
+        if reply is faults.DROP:
+            entry["status"] = 0
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if reply is None:
+            reply = self._answer(request, entry)
+            if fault:
+                reply = faults.after(fault, sandbox, request, reply)
+        self._send(reply, entry)
+
+    def _answer(self, request: Request, entry: dict) -> Reply:
+        """The normal reply, after the ``on_page`` hook has run for a list page."""
         try:
             reply = self._route(request)
         except Exception as exc:   # a sandbox bug must show as Zoho's 500, not a hang
             reply = Reply(500, {"code": "INTERNAL_ERROR", "details": {"error": repr(exc)},
                                 "message": "Internal server error occurred.", "status": "error"})
-        hook = sandbox.on_page
-        if hook is not None and name in ("crm.list", "crm.deleted") and reply.status == 200:
+        hook = self.sandbox.on_page
+        if hook is not None and request.endpoint in faults.LISTS and reply.status == 200:
             # The page is final (encoded) before the hook runs, and the client cannot ask for
             # the next page before it has this one: whatever the hook changes happens strictly
             # between two page requests — deterministically, which "after sending" is not.
             reply.freeze()
             try:
-                hook(name, dict(query))
+                hook(request.endpoint, dict(request.query))
             except Exception as exc:     # a broken hook must not take the connection down
                 entry["hook_error"] = repr(exc)
-        self._send(reply, entry)
+        return reply
 
     def _route(self, request: Request) -> Reply:
         sandbox = self.sandbox
@@ -163,21 +180,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           "</body></html>", content_type="text/html")
 
     def _send(self, reply: Reply, entry: dict) -> None:
-        payload = reply.encode()
         entry["status"] = reply.status
+        pieces, length = reply.stream, reply.length
+        streamed = pieces is not None
+        if not streamed:
+            payload = reply.encode()
+            pieces, length = (payload,), len(payload)
+        chunked = length is None
         try:
             self.send_response(reply.status)
             if reply.status in (204, 304):
                 # RFC 9110: no body and no Content-Length on 204; the client knows it is empty.
-                payload = b""
+                pieces, chunked = (), False
             else:
                 self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header(*(("Transfer-Encoding", "chunked") if chunked
+                                   else ("Content-Length", str(length))))
             for key, value in reply.headers.items():
                 self.send_header(key, value)
+            if streamed:
+                # A stream may end short (the sandbox stopping): never reuse its connection.
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
-            if payload:
-                self.wfile.write(payload)
+            for piece in pieces:
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 

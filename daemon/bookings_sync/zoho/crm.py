@@ -21,12 +21,15 @@ one slot. So:
    again (at most ``MAX_REWINDS`` times a walk). A record *deleted* inside a crowded second
    during the walk shifts positions unseen; the engine's overlap re-read is the backstop there.
 
-204 (and 304) mean "nothing". The deleted list (sorted by deletion time by Zoho, no sort
+Every reply is yielded as a :class:`Page` with the server's clock at that reply (its ``Date``
+header), empty pages included: the engine tells when a Modified_Time second is over by the
+server's clock, never the local one. 204 (and 304) mean "nothing". The deleted list (sorted by deletion time by Zoho, no sort
 parameter) is paged plainly, ``page_token`` past 2,000.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 from typing import Iterator, Sequence
@@ -43,20 +46,24 @@ log = structlog.get_logger("bookings_sync.zoho.crm")
 NO_CONTENT = (204, 304)
 
 
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One list reply: its records (none for a 204) and the server's clock when it was served."""
+    records: list[dict]
+    server_time: dt.datetime | None
+
+
 class CrmClient:
     def __init__(self, http: ZohoHttp, api_url: str, *, version: str = "v8",
                  module: str = "Events"):
         self.http = http
         self.base = f"{api_url.rstrip('/')}/crm/{version}"
         self.module = module
-        # The server's clock at the last list reply (its Date header): lets the engine tell
-        # when a Modified_Time second is over without trusting the local clock.
-        self.server_time: dt.datetime | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
     def iter_modified(self, since: dt.datetime | None, fields: Sequence[str],
-                      per_page: int = 200) -> Iterator[list[dict]]:
+                      per_page: int = 200) -> Iterator[Page]:
         """Pages of records modified after ``since`` (all records when None), oldest first."""
         names = list(dict.fromkeys(["id", "Modified_Time", *fields]))
         params = {"fields": ",".join(names), "sort_by": "Modified_Time", "sort_order": "asc",
@@ -64,7 +71,7 @@ class CrmClient:
         yield from self._walk(f"{self.base}/{self.module}", params, since, per_page,
                               keyset_field="Modified_Time")
 
-    def iter_deleted(self, since: dt.datetime | None, per_page: int = 200) -> Iterator[list[dict]]:
+    def iter_deleted(self, since: dt.datetime | None, per_page: int = 200) -> Iterator[Page]:
         """Pages of deleted-record entries (``id``, ``deleted_time`` …) since ``since``.
 
         Zoho sorts this list by deletion time, newest first, and offers no sort parameter, so
@@ -104,7 +111,7 @@ class CrmClient:
         [result] = _results(response, f"PUT {self.module}")
         if result.get("status") != "success":
             raise ZohoApiError(f"PUT {self.module} {meeting_id}: {result.get('message')}",
-                               code=str(result.get("code", "")), details=result.get("details"))
+                               code=str(result.get("code", "")))
         return result.get("details") or {}
 
     def cancel_meeting(self, meeting_id: str, *, send_cancelling_mail: bool = False) -> None:
@@ -114,24 +121,24 @@ class CrmClient:
         [result] = _results(response, f"cancel {meeting_id}")
         if result.get("status") != "success":
             raise ZohoApiError(f"cancel meeting {meeting_id}: {result.get('message')}",
-                               code=str(result.get("code", "")), details=result.get("details"))
+                               code=str(result.get("code", "")))
 
     # -- paging ----------------------------------------------------------------------------
 
-    def _list(self, url: str, params: dict, since: dt.datetime | None) -> tuple[list, dict]:
+    def _list(self, url: str, params: dict, since: dt.datetime | None) -> tuple[Page, dict]:
         headers = {"If-Modified-Since": format_crm_datetime(since)} if since else None
         response = self.http.request("crm", "GET", url, params=params, headers=headers)
-        self.server_time = _server_time(response) or self.server_time
+        server_time = _server_time(response)
         if response.status_code in NO_CONTENT:
-            return [], {}
+            return Page([], server_time), {}
         body = _body(response, url.rsplit("/crm/", 1)[-1])
         data, info = body.get("data"), body.get("info") or {}
         if not isinstance(data, list) or not isinstance(info, dict):
             raise ZohoPayloadError(f"GET {url.rsplit('/crm/', 1)[-1]}: reply lacks data/info")
-        return data, info
+        return Page(data, server_time), info
 
     def _walk(self, url: str, base: dict, since: dt.datetime | None, per_page: int,
-              keyset_field: str | None = None) -> Iterator[list[dict]]:
+              keyset_field: str | None = None) -> Iterator[Page]:
         """Pages of a list; with ``keyset_field`` (an ascending sort on it), keyset steps and
         rewinds as the module docstring describes."""
         what = url.rsplit("/crm/", 1)[-1]
@@ -142,7 +149,8 @@ class CrmClient:
         seen: dict[str, tuple[str, int]] = {}
         while True:
             params = dict(base, **({"page_token": token} if token else {"page": page}))
-            data, info = self._list(url, params, since)
+            reply, info = self._list(url, params, since)
+            data = reply.records
             rewind_to = None
             if keyset_field and data:
                 first, last = _stamp(data[0], keyset_field), _stamp(data[-1], keyset_field)
@@ -154,8 +162,7 @@ class CrmClient:
                                      keyset_field)
                         rewind_to = old if rewind_to is None else min(rewind_to, old)
                     seen[record.get("id")] = (value, offset_steps)
-            if data:
-                yield data
+            yield reply
             if rewind_to is not None:
                 if rewinds < MAX_REWINDS:
                     rewinds += 1

@@ -13,13 +13,11 @@ class ZohoError(Exception):
 
     transient = False
 
-    def __init__(self, message: str, *, code: str = "", status_code: int | None = None,
-                 details: dict | None = None):
+    def __init__(self, message: str, *, code: str = "", status_code: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.status_code = status_code
-        self.details = details or {}
 
     def __str__(self) -> str:
         parts = [self.code] if self.code else []

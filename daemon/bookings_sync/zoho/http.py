@@ -291,14 +291,13 @@ def _raise_for_status(service: str, method: str, url: str, response: requests.Re
         body = body["data"][0]    # a write's per-record error: {"data": [{code, details, …}]}
     if isinstance(body, dict) and "code" in body:
         code, message = str(body.get("code")), str(body.get("message") or "")
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
         text = f"{where}: {message or code}"
         if status == 429 or status >= 500:
             raise ZohoUnreachable(text + _retry_after_note(response), code=code,
-                                  status_code=status, details=details)
+                                  status_code=status)
         if status in (401, 403) and code in ("OAUTH_SCOPE_MISMATCH", "AUTHENTICATION_FAILURE"):
-            raise ZohoAuthError(text, code=code, status_code=status, details=details)
-        raise ZohoApiError(text, code=code, status_code=status, details=details)
+            raise ZohoAuthError(text, code=code, status_code=status)
+        raise ZohoApiError(text, code=code, status_code=status)
     if status == 429 or status >= 500:
         raise ZohoUnreachable(f"{where}: HTTP {status}{_retry_after_note(response)}",
                               code="TOO_MANY_REQUESTS" if status == 429 else "",

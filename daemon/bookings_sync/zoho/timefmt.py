@@ -98,12 +98,3 @@ def parse_bookings_time(text: str, tz_name: str) -> dt.datetime:
     except pytz.NonExistentTimeError:
         local = tz.normalize(tz.localize(naive, is_dst=False))
     return local.astimezone(UTC)
-
-
-def utc_iso(instant: dt.datetime) -> str:
-    """Compact, sortable UTC form used in the state file: ``2026-03-08T15:00:00Z``."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def from_utc_iso(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

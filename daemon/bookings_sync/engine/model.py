@@ -1,0 +1,226 @@
+"""The engine's vocabulary: what the daemon can do to a booking, what can come of it, what it saw.
+
+Every other module names actions, results and Bookings' statuses through this module, so a typo
+fails at import (an unknown enum member) or in a test — never silently at 3 a.m. The types are
+frozen: a change to an action is a new action (``dataclasses.replace``), so nothing edits a row
+the store still holds.
+
+Instants are aware UTC datetimes. Rows for the store are made and read only by ``to_row`` /
+``from_row``; the text form of an instant in a row is the store's (``store.stamp``), and a row
+leaves out every empty field (that keeps a 100,000-meeting state file small).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+
+from bookings_sync.store import parse_stamp, stamp
+
+
+class Kind(enum.StrEnum):
+    """What an action asks of Bookings."""
+    RESCHEDULE = "reschedule"   # rescheduleappointment to the meeting's new start
+    CANCEL = "cancel"           # updateappointment action=cancel
+    COMPLETED = "completed"     # updateappointment action=completed
+    NOSHOW = "noshow"           # updateappointment action=noshow
+
+    @property
+    def closes(self) -> bool:
+        """A status action: the appointment cannot change any more once Bookings took it."""
+        return self in STATUS_KINDS
+
+    @property
+    def closed_state(self) -> str | None:
+        """What Bookings shows after this action (``None`` for a reschedule)."""
+        return _CLOSED_BY.get(self)
+
+
+# Bookings' updateappointment actions: the values a CRM status map may name.
+STATUS_KINDS = (Kind.CANCEL, Kind.COMPLETED, Kind.NOSHOW)
+
+# getappointment's ``status`` once an appointment is closed, as Zoho spells it (lower-cased;
+# Zoho's filters say CANCEL / COMPLETED / NO_SHOW, records and public clients show the variants).
+_CLOSED_STATUS = {"cancel": "cancelled", "cancelled": "cancelled", "completed": "completed",
+                  "noshow": "no-show", "no_show": "no-show"}
+_CLOSED_BY = {Kind.CANCEL: "cancelled", Kind.COMPLETED: "completed", Kind.NOSHOW: "no-show"}
+
+
+def closed_state(bookings_status: str) -> str | None:
+    """"cancelled" / "completed" / "no-show" for a closed appointment's status, else ``None``."""
+    return _CLOSED_STATUS.get(bookings_status.strip().lower())
+
+
+class Result(enum.StrEnum):
+    """What came of one action (README "How it decides")."""
+    DONE = "done"           # the write call succeeded
+    IN_SYNC = "in_sync"     # Bookings already held the wanted state: no write
+    SKIPPED = "skipped"     # the appointment is closed: nothing to move or close
+    REFUSED = "refused"     # Bookings said no: kept with its reason until the meeting changes
+    RETRY = "retry"         # transient: tried again on a later cycle, with backoff
+    FAILED = "failed"       # a payload we cannot use: kept with the reason
+
+    @property
+    def is_failure(self) -> bool:
+        """Recorded as a failure (shown in ``status``, re-queued only by ``retry``)."""
+        return self in (Result.REFUSED, Result.FAILED)
+
+
+class OnDelete(enum.StrEnum):
+    """``[sync] on_delete``: what a CRM deletion of a booking-linked meeting does."""
+    CANCEL = "cancel"           # cancel the appointment
+    IGNORE = "ignore"           # nothing (teams that delete meetings to tidy calendars)
+
+
+class OnRefused(enum.StrEnum):
+    """``[sync] on_refused``: what a reschedule Bookings refuses does to the CRM meeting."""
+    KEEP = "keep"               # leave CRM as the user set it; the failure shows in `status`
+    REVERT = "revert"           # put the meeting back to the time Bookings holds
+
+
+class Hold(enum.StrEnum):
+    """Why a recorded action waits for an operator instead of running."""
+    MASS_CANCEL = "mass-cancel"
+
+
+def _compact(row: dict) -> dict:
+    return {k: v for k, v in row.items() if v is not None and v is not False}
+
+
+@dataclasses.dataclass(frozen=True)
+class MeetingRecord:
+    """One CRM meeting as the planner sees it (``engine.meetings`` makes these from CRM JSON)."""
+    id: str
+    booking_id: str
+    start: dt.datetime
+    end: dt.datetime | None
+    created: dt.datetime | None
+    modified: dt.datetime
+    status: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletedMeeting:
+    """An entry of CRM's deleted-records list."""
+    id: str
+    deleted_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SeenMeeting:
+    """What the daemon last saw of a booking-linked meeting: one snapshot row."""
+    id: str
+    booking_id: str
+    start: dt.datetime
+    end: dt.datetime | None
+    modified: dt.datetime
+    status: str | None = None
+    deleted: bool = False
+    last_action: Kind | None = None
+    outcome: Result | None = None
+    outcome_at: dt.datetime | None = None
+
+    @classmethod
+    def from_record(cls, record: MeetingRecord, before: "SeenMeeting | None") -> "SeenMeeting":
+        """The row for ``record``; what the daemon did about the meeting carries over."""
+        return cls(id=record.id, booking_id=record.booking_id, start=record.start,
+                   end=record.end, modified=record.modified, status=record.status,
+                   last_action=before.last_action if before else None,
+                   outcome=before.outcome if before else None,
+                   outcome_at=before.outcome_at if before else None)
+
+    def to_row(self) -> dict:
+        return _compact({
+            "id": self.id, "booking_id": self.booking_id, "start": stamp(self.start),
+            "end": stamp(self.end), "modified": stamp(self.modified), "status": self.status,
+            "deleted": self.deleted, "last_action": self.last_action, "outcome": self.outcome,
+            "outcome_at": stamp(self.outcome_at)})
+
+    @classmethod
+    def from_row(cls, row: dict) -> "SeenMeeting":
+        return cls(id=row["id"], booking_id=row["booking_id"], start=parse_stamp(row["start"]),
+                   end=parse_stamp(row.get("end")), modified=parse_stamp(row["modified"]),
+                   status=row.get("status"), deleted=bool(row.get("deleted")),
+                   last_action=Kind(row["last_action"]) if row.get("last_action") else None,
+                   outcome=Result(row["outcome"]) if row.get("outcome") else None,
+                   outcome_at=parse_stamp(row.get("outcome_at")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """An action recorded before it runs (write-ahead) and kept until it has an outcome."""
+    meeting_id: str
+    booking_id: str
+    kind: Kind
+    start: dt.datetime | None             # the meeting's start when planned: a reschedule's target
+    end: dt.datetime | None
+    old_start: dt.datetime | None         # what the snapshot held before (for logs and dry runs)
+    modified: dt.datetime | None          # the CRM version that asked for this action
+    planned_at: dt.datetime
+    attempts: int = 0                     # transient failures so far
+    not_before: dt.datetime | None = None  # backoff: not tried again before this instant
+    last_error: str | None = None
+    held: Hold | None = None              # waits for an operator (``retry`` / ``--allow-…``)
+
+    def due(self, now: dt.datetime, *, release_held: bool = False) -> bool:
+        if self.held and not release_held:
+            return False
+        return self.not_before is None or self.not_before <= now
+
+    def to_row(self) -> dict:
+        return _compact({
+            "meeting_id": self.meeting_id, "booking_id": self.booking_id, "kind": self.kind,
+            "start": stamp(self.start), "end": stamp(self.end), "old_start": stamp(self.old_start),
+            "modified": stamp(self.modified), "planned_at": stamp(self.planned_at),
+            "attempts": self.attempts, "not_before": stamp(self.not_before),
+            "last_error": self.last_error, "held": self.held})
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Action":
+        return cls(meeting_id=row["meeting_id"], booking_id=row["booking_id"],
+                   kind=Kind(row["kind"]), start=parse_stamp(row.get("start")),
+                   end=parse_stamp(row.get("end")), old_start=parse_stamp(row.get("old_start")),
+                   modified=parse_stamp(row.get("modified")),
+                   planned_at=parse_stamp(row["planned_at"]), attempts=row.get("attempts", 0),
+                   not_before=parse_stamp(row.get("not_before")), last_error=row.get("last_error"),
+                   held=Hold(row["held"]) if row.get("held") else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """An action Bookings refused (or whose reply we could not use), kept until the meeting
+    changes again or an operator runs ``retry``."""
+    meeting_id: str
+    booking_id: str
+    kind: Kind
+    start: dt.datetime | None
+    result: Result
+    reason: str
+    code: str
+    at: dt.datetime
+    attempts: int
+    reverted_to: dt.datetime | None = None   # on_refused = "revert": the start put back in CRM
+
+    def to_row(self) -> dict:
+        return _compact({
+            "meeting_id": self.meeting_id, "booking_id": self.booking_id, "kind": self.kind,
+            "start": stamp(self.start), "result": self.result, "reason": self.reason,
+            "code": self.code, "at": stamp(self.at), "reverted_to": stamp(self.reverted_to),
+            "attempts": self.attempts})
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Failure":
+        return cls(meeting_id=row["meeting_id"], booking_id=row["booking_id"],
+                   kind=Kind(row["kind"]), start=parse_stamp(row.get("start")),
+                   result=Result(row["result"]), reason=row.get("reason", ""),
+                   code=row.get("code", ""), at=parse_stamp(row["at"]),
+                   attempts=row.get("attempts", 1), reverted_to=parse_stamp(row.get("reverted_to")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """Something to log; the pure parts of the engine return these instead of logging."""
+    level: str        # debug | info | warning | error
+    event: str
+    fields: dict

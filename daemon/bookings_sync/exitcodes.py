@@ -1,0 +1,28 @@
+"""Exit codes — a contract: scripts, systemd units and timers act on them. Extend, never renumber.
+
+``RestartPreventExitStatus=2`` in the service unit and ``SuccessExitStatus=4`` in the timer's
+unit rely on these numbers; ``--help`` prints :data:`MEANINGS`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ACTION_FAILED = 1
+    CONFIG = 2
+    ZOHO = 3
+    LOCKED = 4
+    INTERRUPTED = 130   # Ctrl-C (128 + SIGINT), as shells report it
+
+
+MEANINGS = {
+    ExitCode.OK: "done; every action succeeded or there was nothing to do",
+    ExitCode.ACTION_FAILED: "done; some action failed (Bookings refused, mass-cancel held, "
+                            "unreadable record)",
+    ExitCode.CONFIG: "configuration error (one line on stderr names the file and key)",
+    ExitCode.ZOHO: "Zoho unreachable or authentication failed",
+    ExitCode.LOCKED: "another bookings-sync process holds the state directory",
+}
