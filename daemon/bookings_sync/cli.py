@@ -147,7 +147,7 @@ def _load_for_state(path):
 
 def _run(args) -> int:
     from bookings_sync.runtime import Runtime
-    from bookings_sync.store import StateCorrupt, StateLocked
+    from bookings_sync.store import StateCorrupt, StateLocked, StateUnwritable
     from bookings_sync.zoho.errors import ZohoAuthError, ZohoError
 
     log = structlog.get_logger("bookings_sync.cli")
@@ -161,6 +161,10 @@ def _run(args) -> int:
         print(f"bookings-sync: {exc}; move it aside to start from a new baseline",
               file=sys.stderr)
         return ExitCode.CONFIG
+    except OSError as exc:
+        print(f"bookings-sync: cannot use the state directory {config.sync.state_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.STATE
     with runtime:
         if not args.run_once:
             from bookings_sync.service import run_daemon
@@ -170,7 +174,15 @@ def _run(args) -> int:
                 log.error("daemon.start_failed", error=str(exc),
                           auth=isinstance(exc, ZohoAuthError) or None)
                 return ExitCode.ZOHO
-        report = runtime.cycle.run(dry_run=args.dry_run, allow_mass_cancel=args.allow_mass_cancel)
+        try:
+            report = runtime.cycle.run(dry_run=args.dry_run,
+                                       allow_mass_cancel=args.allow_mass_cancel)
+        except StateUnwritable as exc:
+            log.error("state.unwritable", error=str(exc))
+            return ExitCode.STATE
+        except Exception:     # a bug: the traceback goes to the log, escaped and redacted
+            log.exception("cycle.crashed")
+            return ExitCode.CRASHED
         if args.dry_run and report.plan is not None:
             _print_plan(report.plan)
         return report.exit_code

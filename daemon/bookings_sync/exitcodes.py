@@ -15,6 +15,8 @@ class ExitCode(enum.IntEnum):
     CONFIG = 2
     ZOHO = 3
     LOCKED = 4
+    STATE = 5
+    CRASHED = 6
     INTERRUPTED = 130   # Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -25,4 +27,8 @@ MEANINGS = {
     ExitCode.CONFIG: "configuration error (one line on stderr names the file and key)",
     ExitCode.ZOHO: "Zoho unreachable or authentication failed",
     ExitCode.LOCKED: "another bookings-sync process holds the state directory",
+    ExitCode.STATE: "the state directory became unusable mid-run (vanished, replaced, "
+                    "unwritable, disk full); the state on disk is the last one committed",
+    ExitCode.CRASHED: "cycles crashed (a bug: the log has the traceback); nothing half-done "
+                      "was committed",
 }

@@ -1,7 +1,8 @@
 """Operator commands: ``status`` (what state is it in?) and ``retry`` (try those again).
 
 ``status`` opens the store read-only, without the lock: it works while the daemon runs, and the
-atomic replace of the state file means it always reads a whole one. ``retry`` re-queues recorded
+store's journal means it always reads one committed state. Text from Zoho (reasons, warnings)
+is printed through ``logs.printable``: a control character never reaches the terminal raw. ``retry`` re-queues recorded
 failures and releases cancels held by the mass-cancel guard (``engine.retry.requeue``). When a
 daemon holds the state directory, ``retry`` leaves it a request instead (``mailbox``), which the
 daemon applies at the start of its next cycle — the daemon stays the only writer.
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from bookings_sync.engine.model import Action, Kind, Result
+from bookings_sync.logs import printable
 from bookings_sync.engine.retry import requeue
 from bookings_sync.exitcodes import ExitCode
 from bookings_sync.mailbox import post_retry_request, waiting_requests
@@ -25,7 +27,8 @@ def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
     now = now or dt.datetime.now(dt.timezone.utc)
     if not (state_dir / STATE_FILE).exists():
         return {"state_dir": str(state_dir), "initialized": False, "last_cycle": None,
-                "cursor": None, "meetings_tracked": 0, "pending": [], "failures": []}
+                "cursor": None, "meetings_tracked": 0, "pending": [], "failures": [],
+                "conflicts": {}, "warnings": []}
     with SnapshotStore.open_readonly(state_dir) as store:
         meta = store.meta()
         pending = sorted(store.pending().values(), key=lambda a: a["meeting_id"])
@@ -41,6 +44,10 @@ def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
             "meetings_tracked": store.meeting_count(),
             "pending": pending, "held": sum(1 for a in pending if a.get("held")),
             "failures": failures,
+            "conflicts": store.conflicts(),
+            "warnings": [{"meeting_id": m["id"], "booking_id": m.get("booking_id"),
+                          "warning": m["warning"], "at": m.get("outcome_at")}
+                         for m in store.meetings() if m.get("warning")],
             "retry_requests_waiting": waiting_requests(state_dir),
         }
 
@@ -53,7 +60,8 @@ def _age(seconds: int) -> str:
 
 
 def print_status(status: dict, out=sys.stdout) -> None:
-    p = lambda *a: print(*a, file=out)  # noqa: E731
+    def p(line: str) -> None:
+        print(printable(line), file=out)
     p(f"state dir:        {status['state_dir']}")
     if not status["initialized"]:
         p("no state yet:     the first cycle will record a baseline")
@@ -86,6 +94,14 @@ def print_status(status: dict, out=sys.stdout) -> None:
         reverted = f", CRM reverted to {f['reverted_to']}" if f.get("reverted_to") else ""
         p(f"  meeting {f['meeting_id']} booking {f['booking_id']}: {f['kind']} "
           f"{f.get('result')} {_age(f.get('age_seconds', 0))} ago: {f.get('reason')}{reverted}")
+    conflicts = status.get("conflicts") or {}
+    p(f"conflicts:        {len(conflicts)}"
+      + (" (nothing is sent for these bookings until only one meeting keeps the id)"
+         if conflicts else ""))
+    for booking_id, meeting_ids in sorted(conflicts.items()):
+        p(f"  booking {booking_id} is on meetings {', '.join(meeting_ids)}")
+    for w in status.get("warnings") or []:
+        p(f"warning:          meeting {w['meeting_id']} booking {w['booking_id']}: {w['warning']}")
     if status.get("retry_requests_waiting"):
         p(f"retry requests:   {status['retry_requests_waiting']} waiting for the daemon's next cycle")
 
@@ -111,6 +127,10 @@ def _unknown_ids(store: SnapshotStore, meeting_ids: list[str]) -> list[str]:
 
 
 def retry_command(state_dir: Path, meeting_ids: list[str]) -> int:
+    if not (state_dir / STATE_FILE).exists():
+        # Nothing was ever recorded here; opening the store would create the directory.
+        print(f"bookings-sync: no state in {state_dir} yet: nothing to retry", file=sys.stderr)
+        return ExitCode.ACTION_FAILED
     try:
         try:
             store = SnapshotStore.open(state_dir)

@@ -17,6 +17,11 @@ Promises:
 - **Old state loads**: a format-1 ``state.json`` (before the journal) is read as it is and
   rewritten in the new format by the first commit; ``meta.format`` becomes 2 so that an older
   bookings-sync refuses the directory instead of reading the base without its journal.
+- **Fails loudly, never beside another writer**: a commit first checks that the state directory
+  is still the one whose lock this process holds (it may have been deleted, or replaced by a
+  new one that another process could lock); that, and a write the disk refuses (full,
+  read-only, gone), raise :class:`StateUnwritable` with one line — the state on disk stays the
+  last committed one, and the caller must stop: its in-memory state is ahead of the disk.
 - **No secrets**: the store holds ids, times and Zoho's messages — never a token.
 - **One time format**: instants in rows and meta are :func:`stamp` text — compact, sortable UTC
   (``2026-03-08T15:00:00Z``), so the store can compare them as strings (prune, upcoming).
@@ -38,7 +43,8 @@ from bookings_sync.store_journal import (JOURNAL_FILE, STATE_FILE, JournalStorag
                                          write_atomically)
 
 __all__ = ["SnapshotStore", "StateLocked", "StateCorrupt", "atomic_write_json", "STATE_FILE",
-           "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION", "stamp", "parse_stamp"]
+           "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION", "stamp", "parse_stamp",
+           "StateUnwritable"]
 
 LAST_CYCLE_FILE = "last-cycle.json"
 LOCK_FILE = "lock"
@@ -67,6 +73,10 @@ def parse_stamp(text: str | None) -> dt.datetime | None:
 
 class StateLocked(Exception):
     """Another bookings-sync process holds the state directory."""
+
+
+class StateUnwritable(Exception):
+    """The state directory cannot take this commit (vanished, replaced, unwritable, full)."""
 
 
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
@@ -141,10 +151,33 @@ class SnapshotStore:
 
     def commit(self) -> bool:
         """Make everything changed since the last commit durable, atomically. Returns whether
-        anything was written."""
-        if self.storage.dirty and self.meta().get("format") != FORMAT_VERSION:
+        anything was written; raises :class:`StateUnwritable` (see the module docstring)."""
+        if not self.storage.dirty:
+            return False
+        self.check_still_ours()
+        if self.meta().get("format") != FORMAT_VERSION:
             self.update_meta()   # a format-1 state being migrated: older versions must refuse it
-        return self.storage.flush()
+        try:
+            return self.storage.flush()
+        except OSError as exc:
+            raise StateUnwritable(self._cannot_write(exc)) from None
+
+    def check_still_ours(self) -> None:
+        """Raise :class:`StateUnwritable` unless ``state_dir/lock`` is still the file this
+        writer locked: a deleted or replaced directory must not get a second writer."""
+        try:
+            on_disk = os.stat(self.state_dir / LOCK_FILE)
+        except OSError:
+            raise StateUnwritable(f"{self.state_dir}: the state directory vanished while this "
+                                  f"process held it") from None
+        held = os.fstat(self._lock_fd)
+        if (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino):
+            raise StateUnwritable(f"{self.state_dir}: the state directory was replaced while "
+                                  f"this process held it")
+
+    def _cannot_write(self, exc: OSError) -> str:
+        return (f"{self.state_dir}: cannot write the state ({exc.strerror or exc}); the state "
+                f"on disk is the last one committed")
 
     @property
     def writes(self) -> int:
@@ -289,14 +322,20 @@ class SnapshotStore:
 
     def record_cycle(self, summary: dict) -> None:
         """Kept beside the state file: rewriting 100,000 meetings to say "idle" would be waste."""
-        atomic_write_json(self.state_dir / LAST_CYCLE_FILE, summary, mode=0o600)
+        try:
+            atomic_write_json(self.state_dir / LAST_CYCLE_FILE, summary, mode=0o600)
+        except OSError as exc:
+            raise StateUnwritable(self._cannot_write(exc)) from None
 
     def last_cycle(self) -> dict | None:
+        """The last cycle's summary, or None when there is none or it is damaged (it is only
+        information: a damaged one must not stop ``status``)."""
         try:
             with open(self.state_dir / LAST_CYCLE_FILE, "rb") as fh:
-                return json.load(fh)
-        except (FileNotFoundError, ValueError):
+                summary = json.load(fh)
+        except (OSError, ValueError):
             return None
+        return summary if isinstance(summary, dict) else None
 
     # -- housekeeping --------------------------------------------------------------------------
 
