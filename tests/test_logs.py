@@ -231,3 +231,23 @@ def test_escaping_reaches_keys_nested_values_and_objects():
     assert event == {"event": "x\\ny", "bad\\x20key\\x07": 1,
                      "nested": {"k\\r": ["\\x1b", ("\\x07",)]}, "object": "obj\\x1b[31m",
                      "number": 3, "none": None}
+
+
+def test_a_log_file_that_cannot_be_reopened_keeps_the_open_one(tmp_path):
+    """SIGHUP after the log directory itself was moved away: one line says so, and lines keep
+    going to the file already open rather than nowhere."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    handler = logs.open_log_file(str(folder / "sync.log"))
+    try:
+        folder.rename(tmp_path / "logs.old")
+        problem = handler.reopen()
+        assert problem == (f"cannot reopen log file {folder / 'sync.log'}: No such file or "
+                           f"directory; still writing to the file it had open")
+        handler.stream.write("still here\n")
+        handler.flush()
+        assert (tmp_path / "logs.old" / "sync.log").read_text() == "still here\n"
+        folder.mkdir()                       # the directory is back: reopen works again
+        assert handler.reopen() is None and (folder / "sync.log").exists()
+    finally:
+        handler.close()

@@ -105,7 +105,7 @@ def test_a_broken_config_keeps_the_running_one(tmp_path):
             assert wait_for(lambda: cycles(daemon) >= seen + 2, 10)
             assert daemon.events("daemon.reloaded") == []
             assert daemon.stop() == 0
-        assert not (tmp_path / "moved" / "state.json").exists()
+        assert not (tmp_path / "moved").exists()
 
 
 def test_sighup_reopens_the_log_file(tmp_path):

@@ -157,6 +157,15 @@ class _LogFile(logging.handlers.WatchedFileHandler):
         return None
 
 
+# Why a log file cannot be opened, in the words an admin needs; other errors give strerror.
+_OPEN_PROBLEMS = {
+    FileNotFoundError: "directory {parent} does not exist",
+    IsADirectoryError: "is a directory; give the path of a file in it",
+    NotADirectoryError: "a component of the path is not a directory",
+    PermissionError: "permission denied (cannot append to it)",
+}
+
+
 def open_log_file(path: str) -> _LogFile:
     """The handler for ``--log-file path``, or :class:`LogFileError` with one line."""
     where = f"--log-file {printable(path)!r}" if path else "--log-file"
@@ -164,16 +173,10 @@ def open_log_file(path: str) -> _LogFile:
         raise LogFileError(f"{where}: empty path")
     try:
         return _LogFile(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise LogFileError(f"{where}: directory {Path(path).parent} does not exist") from None
-    except IsADirectoryError:
-        raise LogFileError(f"{where}: is a directory; give the path of a file in it") from None
-    except NotADirectoryError:
-        raise LogFileError(f"{where}: a component of the path is not a directory") from None
-    except PermissionError:
-        raise LogFileError(f"{where}: permission denied (cannot append to it)") from None
     except OSError as exc:
-        raise LogFileError(f"{where}: cannot open for appending: {exc.strerror or exc}") from None
+        problem = next((text for kind, text in _OPEN_PROBLEMS.items() if isinstance(exc, kind)),
+                       f"cannot open for appending: {exc.strerror or exc}")
+        raise LogFileError(f"{where}: {problem.format(parent=Path(path).parent)}") from None
 
 
 def reopen_log_file() -> str | None:

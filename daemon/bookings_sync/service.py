@@ -185,7 +185,8 @@ def reload_runtime(runtime: Runtime) -> Runtime | None:
     ``daemon.reload_failed`` line, when the new configuration cannot be used."""
     old = runtime.config
     try:
-        new = config_mod.load(old.path)
+        # The running state dir is open and locked: no probe. A new one is not even created.
+        new = config_mod.load(old.path, check_state_dir=False)
         if new.sync.state_dir != old.sync.state_dir:
             raise config_mod.ConfigError(
                 f"{old.path}: [sync] state_dir: changed from {old.sync.state_dir} to "
@@ -293,8 +294,8 @@ def _boot(daemon: _Daemon, signals: _Signals) -> str | None:
     delay = 1.0
     while True:
         try:
-            signals.interruptible = True
             try:
+                signals.interruptible = True
                 daemon.runtime.zoho.tokens.token()
             finally:
                 signals.interruptible = False
