@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# A second real Zoho client, Airbyte's connector, in a venv of its own (its deps are not ours).
+# `make fidelity` installs it (25–55 s) and runs it against the sandbox in both If-Modified-Since
+# modes (~25 s); that would slow `make test` by over a minute, so it is a target of its own
+# (tests/test_airbyte_fidelity.py runs it too when .venv-fidelity exists, else it skips).
+FIDELITY_VENV  := .venv-fidelity
+FIDELITY_STAMP := $(FIDELITY_VENV)/.installed
 
-.PHONY: demo test bench soak clean
+.PHONY: demo test fidelity bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,11 +18,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(FIDELITY_STAMP):
+	test -x $(FIDELITY_VENV)/bin/python || $(PYTHON) -m venv $(FIDELITY_VENV)
+	$(FIDELITY_VENV)/bin/python -m pip install --quiet airbyte-source-zoho-crm==0.3.6
+	touch $(FIDELITY_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m bookings_sync.demo
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+fidelity: $(STAMP) $(FIDELITY_STAMP)
+	$(PY) tests/fidelity/run_airbyte.py --connector-python $(FIDELITY_VENV)/bin/python
 
 bench: $(STAMP)
 	$(PY) bench/bench.py
@@ -25,4 +39,4 @@ soak: $(STAMP)
 	$(PY) bench/soak.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench/results.json
+	rm -rf $(VENV) $(FIDELITY_VENV) .pytest_cache bench/results.json

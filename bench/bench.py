@@ -5,9 +5,14 @@ against the sandbox served from this process. Daemon figures come from the child
 (``os.wait4`` rusage: CPU and peak RSS; its own ``cycle.end`` line: cycle time, cycle CPU, store
 writes), so the sandbox's work is measured apart (this process's CPU during the run).
 
-    python bench/bench.py [--quick] [--out bench/results.json]
+    python bench/bench.py [--quick] [--store-only] [--out bench/results.json]
 
 ``--quick`` is the smoke variant run inside ``make test`` (small sizes, seconds).
+
+The store section drives :class:`SnapshotStore` directly, as a cycle commits, and counts the
+bytes this process hands to ``write(2)`` (``/proc/self/io`` ``wchar``) — storage-agnostic, so
+``PYTHONPATH=<an older checkout>/daemon python bench/bench.py --store-only`` measures an older
+store with the same code. It fails (exit 1) if one edit costs 64 KiB or more.
 """
 
 from __future__ import annotations
@@ -233,6 +238,126 @@ def scenario_naive(bench: Bench, n: int, ours: dict) -> dict:
     }
 
 
+# -- the store: bytes written per commit, cost of opening -------------------------------------
+
+STORE_ONE_EDIT_TARGET = 64 * 1024
+_OPEN_PROBE = """
+import json, sys, time
+import structlog  # the daemon has it loaded anyway (13 MB): count only the store's cost
+started = time.perf_counter()
+from bookings_sync.store import SnapshotStore
+imported = time.perf_counter()
+with SnapshotStore.open(sys.argv[1]) as store:      # a writer, as --run-once opens it
+    count = store.meeting_count()
+opened = time.perf_counter()
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(json.dumps({"meetings": count, "import_s": round(imported - started, 3),
+                  "open_s": round(opened - imported, 3), "peak_rss_mb": round(int(hwm) / 1024, 1)}))
+"""
+
+
+def _wchar() -> int:
+    """Bytes this process has passed to write(2) so far, whatever file they went to."""
+    with open("/proc/self/io") as fh:
+        for line in fh:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    raise RuntimeError("no wchar in /proc/self/io")
+
+
+def _store_row(i: int, day: int) -> dict:
+    start = f"2026-12-{1 + day % 28:02d}T09:00:00Z"
+    return {"id": str(4876876000000000000 + i), "booking_id": f"#AN-{i}", "start": start,
+            "end": start.replace("T09", "T10"), "modified": f"2026-11-25T10:{day % 60:02d}:00Z",
+            "status": None, "last_action": None, "outcome": None, "outcome_at": None}
+
+
+def _store_cycle(store: SnapshotStore, ids: range, day: int) -> tuple[int, int]:
+    """Both commits of a cycle that moved ``ids``: write-ahead (rows, pending actions, cursor),
+    then outcomes (rows, pending cleared). Returns the bytes each wrote."""
+    before = _wchar()
+    store.put_meetings(_store_row(i, day) for i in ids)
+    store.put_pending({"meeting_id": str(4876876000000000000 + i), "kind": "reschedule",
+                       "booking_id": f"#AN-{i}", "planned_at": "2026-11-25T10:00:00Z",
+                       "start": _store_row(i, day)["start"]} for i in ids)
+    store.update_meta(cursor=f"2026-11-25T10:{day % 60:02d}:00Z")
+    store.commit()
+    middle = _wchar()
+    store.put_meetings(dict(_store_row(i, day), last_action="reschedule", outcome="done",
+                            outcome_at="2026-11-25T10:00:01Z") for i in ids)
+    store.remove_pending(str(4876876000000000000 + i) for i in ids)
+    store.commit()
+    return middle - before, _wchar() - middle
+
+
+def _store_open_cost(state: Path) -> dict:
+    """The best of three fresh processes (the machine is shared: the minimum is the cost)."""
+    probes = [json.loads(subprocess.run([sys.executable, "-c", _OPEN_PROBE, str(state)],
+                                        capture_output=True, text=True, check=True).stdout)
+              for _ in range(3)]
+    journal = state / "state.journal"
+    return dict(min(probes, key=lambda p: p["open_s"]), base_mb=round((state / "state.json").stat().st_size / 1e6, 2),
+                journal_mb=round(journal.stat().st_size / 1e6, 2) if journal.exists() else None)
+
+
+def scenario_store(workdir: Path, n: int, ks: list[int]) -> dict:
+    state = workdir / f"store-{n}"
+    rows, opens = [], {}
+    with SnapshotStore.open(state) as store:
+        before = _wchar()
+        store.put_meetings(_store_row(i, 0) for i in range(n))
+        store.update_meta(cursor="2026-11-25T10:00:00Z", baseline_done=True)
+        store.commit()
+        rows.append({"meetings": n, "changed": "baseline", "cycle_bytes": _wchar() - before})
+    opens["after baseline"] = _store_open_cost(state)
+    with SnapshotStore.open(state) as store:
+        for day, k in enumerate(ks, start=1):
+            if k > n:
+                continue
+            started = time.perf_counter()
+            ahead, outcomes = _store_cycle(store, range(k), day)
+            rows.append({"meetings": n, "changed": k, "write_ahead_bytes": ahead,
+                         "outcome_bytes": outcomes, "cycle_bytes": ahead + outcomes,
+                         "cycle_ms": round((time.perf_counter() - started) * 1000, 1)})
+        before = _wchar()
+        store.update_meta(cursor_settled="2026-11-25T10:59:00Z")   # a title edit, a settling cursor
+        store.commit()
+        rows.append({"meetings": n, "changed": "meta only", "cycle_bytes": _wchar() - before})
+        # The slowest open: a journal close to its compaction bound (about the base's size).
+        journal, base = state / "state.journal", state / "state.json"
+        for day in range(100, 110):
+            if not journal.exists() or journal.stat().st_size > 0.8 * base.stat().st_size:
+                break
+            _store_cycle(store, range(min(n, 10_000)), day)
+    opens["after the cycles"] = _store_open_cost(state)
+    return {"commits": rows, "open": [dict(o, meetings=n, when=w) for w, o in opens.items()]}
+
+
+def store_section(quick: bool, workdir: Path) -> dict:
+    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
+    ks = [1, 100] if quick else [1, 100, 10_000]
+    commits, opens = [], []
+    for n in sizes:
+        result = scenario_store(workdir, n, ks)
+        commits += result["commits"]
+        opens += result["open"]
+    missed = [r for r in commits if r["changed"] == 1 and r["cycle_bytes"] >= STORE_ONE_EDIT_TARGET]
+    return {"commits": commits, "open": opens, "one_edit_target_bytes": STORE_ONE_EDIT_TARGET,
+            "target_missed": missed}
+
+
+def print_store(store: dict) -> None:
+    print("\nStore: bytes written to the state directory per cycle (write-ahead + outcome "
+          "commits):")
+    print(table(store["commits"], ["meetings", "changed", "write_ahead_bytes", "outcome_bytes",
+                                   "cycle_bytes", "cycle_ms"]))
+    print("\nStore: opening it (a fresh process; peak RSS includes the interpreter):")
+    print(table(store["open"], ["meetings", "when", "base_mb", "journal_mb", "import_s",
+                                "open_s", "peak_rss_mb"]))
+    if store["target_missed"]:
+        print(f"\nTARGET MISSED: one edit wrote >= {store['one_edit_target_bytes']} bytes")
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     head = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
@@ -244,7 +369,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke sizes (seconds)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--store-only", action="store_true",
+                        help="only the store section (no sandbox, no daemon)")
     args = parser.parse_args(argv)
+    if args.store_only:
+        with tempfile.TemporaryDirectory(prefix="bookings-sync-bench-") as tmp:
+            results = {"machine": machine(), "quick": args.quick,
+                       "store": store_section(args.quick, Path(tmp))}
+        print_store(results["store"])
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        return 1 if results["store"]["target_missed"] else 0
     sizes = dict(idle=[200], edits=(500, [1, 10, 50]), scale=[(1000, [100])], naive=1000) \
         if args.quick else dict(idle=[1000, 10_000, 100_000], edits=(5000, [1, 10, 200, 2000]),
                                 scale=[(10_000, [1000, 10_000]), (100_000, [1000, 10_000])],
@@ -283,6 +418,7 @@ def main(argv=None) -> int:
             results["naive"] = scenario_naive(bench, sizes["naive"], growth[0])
         finally:
             bench.close()
+        results["store"] = store_section(args.quick, Path(tmp))
 
     m = results["machine"]
     print(f"\nbookings-sync bench — {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
@@ -309,10 +445,11 @@ def main(argv=None) -> int:
         {"poller": "bookings-sync (idle)", "CRM calls/day": naive["ours_calls_per_day"],
          "MB/day": naive["ours_mb_per_day"]},
     ], ["poller", "CRM calls/day", "MB/day"]))
+    print_store(results["store"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwritten: {args.out}")
-    return 0
+    return 1 if results["store"]["target_missed"] else 0
 
 
 if __name__ == "__main__":

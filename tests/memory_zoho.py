@@ -72,9 +72,17 @@ class MemoryBookings(_Faults):
 
 
 class MemoryCrm(_Faults):
-    def __init__(self) -> None:
+    """Meetings reduced to what the executor reads back: their ``Modified_Time``."""
+
+    def __init__(self, modified: dict[str, dt.datetime] | None = None) -> None:
         super().__init__()
+        self.modified = dict(modified or {})
         self.updates: list[tuple[str, dict]] = []
+
+    def get_meeting(self, meeting_id: str, fields: list[str]) -> dict | None:
+        self._enter("get_meeting", meeting_id)
+        when = self.modified.get(meeting_id)
+        return None if when is None else {"id": meeting_id, "Modified_Time": when.isoformat()}
 
     def update_meeting(self, meeting_id: str, values: dict) -> dict:
         self._enter("update_meeting", meeting_id)

@@ -467,10 +467,17 @@ def test_update_status_and_book(sb):
     # The action vocabulary lives in engine.model; Bookings itself refuses anything else.
     unknown = expect(BookingsRefused, clients.bookings.update_status, booking_id, "postpone")
     assert "postpone" in unknown.message and sb.appointment(booking_id)["status"] == "cancel"
-    new_id = clients.bookings.book("svc-1", "bob", bookings_time(9, "UTC"),
-                                   {"name": "Kim", "email": "kim@example.invalid"},
+    # The sandbox checks a booking against its catalog, business hours (Mon-Fri 09-18 in the
+    # workspace zone) and the customer's details: a known staff member, a weekday 10:00, a phone.
+    day = (NOW + dt.timedelta(days=9)).date()
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    start = dt.datetime.combine(day, dt.time(10), UTC)
+    new_id = clients.bookings.book("svc-1", "staff-1", format_bookings_time(start, "UTC"),
+                                   {"name": "Kim", "email": "kim@example.invalid",
+                                    "phone_number": "+15550100"},
                                    time_zone="UTC")
-    assert sb.appointment(new_id)["start"] == NOW + dt.timedelta(days=9)
+    assert sb.appointment(new_id)["start"] == start
     assert sb.calls["bookings.updateappointment"] == 3 and sb.calls["bookings.appointment"] == 1
 
 

@@ -20,8 +20,9 @@ from bookings_sync.engine.retry import BACKOFF_BASE_SECONDS, after_transient_fai
 from bookings_sync.mailbox import post_retry_request
 from bookings_sync.runtime import Runtime
 from bookings_sync.sandbox import FrozenClock
-from bookings_sync.zoho.errors import (BookingsError, BookingsRefused, ZohoApiError,
-                                       ZohoAuthError, ZohoPayloadError, ZohoUnreachable)
+from bookings_sync.zoho.errors import (BookingsRefused, ZohoApiError, ZohoAuthError,
+                                       ZohoPayloadError, ZohoRedirected, ZohoUnreachable,
+                                       ZohoUnreadable)
 
 from e2e import UTC, write_config
 from memory_zoho import MemoryBookings, MemoryCrm
@@ -88,7 +89,7 @@ def test_a_refusal_is_kept_with_bookings_reason_and_crm_left_alone(bookings):
 
 def test_revert_puts_the_crm_meeting_back_to_bookings_time(bookings):
     bookings.taken.add("10-Mar-2031 16:30:00")
-    crm = MemoryCrm()
+    crm = MemoryCrm({"1001": NOW})                 # the version the action was planned from
     outcome = Executor(bookings, crm, on_refused=OnRefused.REVERT).run_one(action())
     assert outcome.result is Result.REFUSED and outcome.reverted_to == T0
     assert outcome.reverted_end == T0 + dt.timedelta(minutes=30)
@@ -96,9 +97,19 @@ def test_revert_puts_the_crm_meeting_back_to_bookings_time(bookings):
                                      "End_DateTime": "2031-03-10T09:30:00+00:00"})]
 
 
+@pytest.mark.parametrize("current", [NOW + dt.timedelta(seconds=1), None])
+def test_revert_never_overwrites_a_newer_crm_edit(bookings, current):
+    bookings.taken.add("10-Mar-2031 16:30:00")
+    crm = MemoryCrm({"1001": current} if current else {})     # edited again, or deleted
+    outcome = Executor(bookings, crm, on_refused=OnRefused.REVERT).run_one(action())
+    assert outcome.result is Result.REFUSED and outcome.reverted_to is None
+    assert crm.updates == [] and crm.count("get_meeting") == 1
+    assert "edited again" in outcome.reason
+
+
 def test_a_revert_that_fails_says_so_in_the_reason(bookings):
     bookings.taken.add("10-Mar-2031 16:30:00")
-    crm = MemoryCrm()
+    crm = MemoryCrm({"1001": NOW})
     crm.fail_next("update_meeting", ZohoApiError("no permission", code="NO_PERMISSION"))
     outcome = Executor(bookings, crm, on_refused=OnRefused.REVERT).run_one(action())
     assert outcome.result is Result.REFUSED and outcome.reverted_to is None
@@ -110,9 +121,11 @@ def test_a_revert_that_fails_says_so_in_the_reason(bookings):
     (ZohoUnreachable("connection dropped"), Result.RETRY),
     (ZohoUnreachable("[TOO_MANY_REQUESTS HTTP 429] Too many requests", status_code=429),
      Result.RETRY),
-    (ZohoPayloadError("reply is not JSON"), Result.FAILED),
+    (ZohoUnreadable("reply is not JSON"), Result.RETRY),
+    (ZohoUnreadable("HTTP 502 Bad Gateway"), Result.RETRY),
+    (ZohoPayloadError("reply has no 'start_time'"), Result.FAILED),
     (ZohoApiError("invalid data", code="INVALID_DATA"), Result.FAILED),
-    (BookingsError("HTTP 404"), Result.FAILED),
+    (ZohoRedirected("HTTP 307, a redirect to evil.example"), Result.FAILED),
 ])
 def test_each_error_of_the_read_becomes_its_result(bookings, error, result):
     bookings.fail_next("get", error)
@@ -144,20 +157,21 @@ def test_auth_lost_mid_run_stops_and_hands_back_what_was_done(bookings):
 
 # -- backoff ---------------------------------------------------------------------------------
 
-def test_backoff_doubles_from_the_base_up_to_the_cap():
-    waits = [backoff_seconds(n, cap=600) for n in range(1, 8)]
-    assert waits == [30, 60, 120, 240, 480, 600, 600]
-    assert backoff_seconds(1, cap=600) == BACKOFF_BASE_SECONDS
+def test_backoff_retries_at_the_next_cycle_then_doubles_up_to_the_cap():
+    waits = [backoff_seconds(n, cap=600) for n in range(1, 9)]
+    assert waits == [0, 30, 60, 120, 240, 480, 600, 600]
+    assert backoff_seconds(2, cap=600) == BACKOFF_BASE_SECONDS
 
 
 def test_a_transient_failure_counts_an_attempt_and_sets_the_next_try():
     once = after_transient_failure(action(), "connection dropped", NOW, cap=3600)
     twice = after_transient_failure(once, "HTTP 503", NOW, cap=3600)
-    assert (once.attempts, once.not_before) == (1, NOW + dt.timedelta(seconds=30))
+    assert (once.attempts, once.not_before) == (1, NOW)          # due at the next cycle
+    assert once.due(NOW + dt.timedelta(seconds=1))
     assert (twice.attempts, twice.not_before, twice.last_error) == (
-        2, NOW + dt.timedelta(seconds=60), "HTTP 503")
-    assert not twice.due(NOW + dt.timedelta(seconds=59)) and twice.due(
-        NOW + dt.timedelta(seconds=60))
+        2, NOW + dt.timedelta(seconds=30), "HTTP 503")
+    assert not twice.due(NOW + dt.timedelta(seconds=29)) and twice.due(
+        NOW + dt.timedelta(seconds=30))
     assert Action.from_row(twice.to_row()) == twice
 
 
@@ -208,11 +222,15 @@ def test_a_transient_failure_waits_out_its_backoff_then_succeeds(world):
     sb, clock, runtime, pairs = world
     meeting_id, booking_id = pairs[0]
     sb.crm_move(meeting_id, T0 + dt.timedelta(days=1))
-    sb.inject("rescheduleappointment", "500")
+    sb.inject("rescheduleappointment", "500", count=2)
     first = step(clock, runtime)
     assert first.exit_code == 3 and first.outcomes == {Result.RETRY: 1}
     [row] = runtime.store.pending().values()
-    assert row["attempts"] == 1 and row["not_before"] == "2031-03-03T09:01:40Z"   # +30 s
+    assert row["attempts"] == 1 and row["not_before"] == "2031-03-03T09:01:10Z"   # now: next cycle
+    second = step(clock, runtime, 10)                               # the next cycle tries again
+    assert second.outcomes == {Result.RETRY: 1}
+    [row] = runtime.store.pending().values()
+    assert row["attempts"] == 2 and row["not_before"] == "2031-03-03T09:01:50Z"   # +30 s
     sb.reset_counters()
     assert step(clock, runtime, 10).outcomes == {}                 # not due yet: no call
     assert sum(v for k, v in sb.calls.items() if k.startswith("bookings.")) == 0

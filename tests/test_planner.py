@@ -36,16 +36,26 @@ class View:
     def has_failure(self, meeting_id):
         return meeting_id in self.failures
 
+    def meetings_linked_to(self, booking_id):
+        return {m.id for m in self.meetings.values()
+                if m.booking_id == booking_id and not m.deleted}
+
     def apply(self, result: planner.Plan):
         for row in result.meetings:
             self.meetings[row.id] = row
+        for meeting_id in result.unlinked:
+            self.meetings.pop(meeting_id, None)
         for action in result.actions:
             self._pending[action.meeting_id] = action
         for meeting_id in result.drop_pending:
             self._pending.pop(meeting_id, None)
 
 
-def rec(mid="1001", start=T0, modified=NOW, created=None, status=None, booking="#AN-1"):
+def rec(mid="1001", start=T0, modified=NOW, created=None, status=None, booking="same"):
+    """A meeting record; its booking is #AN-1 for meeting 1001 and one of its own for every
+    other meeting (a clone passes ``booking="#AN-1"``)."""
+    if booking == "same":
+        booking = "#AN-1" if mid == "1001" else f"#AN-{mid}"
     return MeetingRecord(id=mid, booking_id=booking, start=start,
                          end=start + dt.timedelta(minutes=30),
                          created=created or modified - dt.timedelta(days=1), modified=modified,
@@ -184,13 +194,14 @@ def test_new_action_clears_an_old_refusal():
     assert result.clear_failures == ["1001"]
 
 
-def test_normalize_reads_offsets_and_skips_unlinked():
+def test_normalize_reads_offsets_and_reports_unlinked_meetings():
     raw = {"id": "4876876000000412345", "Start_DateTime": "2026-03-08T10:00:00+05:30",
            "End_DateTime": "2026-03-08T10:30:00+05:30", "Modified_Time": "2026-03-01T10:00:00+01:00",
            "Created_Time": "2026-03-01T09:00:00+01:00", "BookingId": "#AN-00014"}
     record = MeetingFields().parse(raw)
     assert record.start == dt.datetime(2026, 3, 8, 4, 30, tzinfo=UTC)
-    assert MeetingFields().parse(dict(raw, BookingId=None)) is None
+    for unlinked in (None, "", "   "):       # not linked: reported, so the planner can unlink
+        assert MeetingFields().parse(dict(raw, BookingId=unlinked)).booking_id is None
 
 
 @pytest.mark.parametrize("field,value,needle", [
@@ -198,12 +209,77 @@ def test_normalize_reads_offsets_and_skips_unlinked():
     ("Start_DateTime", "2026-03-08T10:00:00", "without a UTC offset"),
     ("Modified_Time", None, "Modified_Time is missing"),
     ("id", "abc", "not a numeric string"),
+    ("id", "１２３", "not a numeric string"),                 # full-width digits
+    ("Start_DateTime", "0206-03-08T10:00:00+00:00", "outside the years"),
+    ("Start_DateTime", "0001-01-01T00:00:00+05:30", "outside the years"),
+    ("Start_DateTime", "9999-12-31T23:59:59-05:00", "outside the years"),
+    ("Start_DateTime", "２０２７-03-08T10:00:00+00:00", "odd characters"),
+    ("Start_DateTime", None, "Start_DateTime is missing"),
+    ("BookingId", ["#AN-1"], "expected a Bookings id string"),
+    ("BookingId", "#AN-1\x1b[2J", "control characters"),
 ])
 def test_normalize_names_the_record_and_field_of_bad_input(field, value, needle):
     raw = {"id": "1", "Start_DateTime": "2026-03-08T10:00:00+05:30",
            "Modified_Time": "2026-03-01T10:00:00+01:00", "BookingId": "#AN-1", field: value}
     with pytest.raises(RecordError, match=needle):
         MeetingFields().parse(raw)
+
+
+# -- never the wrong booking -----------------------------------------------------------------
+
+def test_a_cloned_meeting_is_a_conflict_and_nothing_is_sent_for_its_booking():
+    view = View()
+    run(view, [rec("1001")], baseline=True)
+    clone = rec("1002", created=NOW + dt.timedelta(minutes=1), booking="#AN-1",
+                modified=NOW + dt.timedelta(minutes=1))          # CRM's Clone: same booking id
+    first = run(view, [clone])
+    assert first.actions == [] and first.conflicts == {"#AN-1": ["1001", "1002"]}
+    moved = run(view, [rec("1001", start=T0 + dt.timedelta(hours=3),
+                           modified=NOW + dt.timedelta(minutes=2))])
+    deleted = run(view, [], deleted=[DeletedMeeting("1002", NOW + dt.timedelta(minutes=3))])
+    assert moved.actions == [] and moved.conflicts == {"#AN-1": ["1001", "1002"]}
+    # Deleting the clone sends no cancel; the survivor is compared with Bookings once.
+    assert [(a.meeting_id, a.kind) for a in deleted.actions] == [("1001", Kind.RESCHEDULE)]
+    assert deleted.conflicts == {} and view.pending()["1001"].start == T0 + dt.timedelta(hours=3)
+    assert any(n.event == "booking.conflict_resolved" for n in deleted.notes)
+
+
+def test_an_action_pending_when_a_clone_appears_is_dropped():
+    view = View()
+    run(view, [rec("1001")], baseline=True)
+    run(view, [rec("1001", start=T0 + dt.timedelta(hours=1), modified=NOW + dt.timedelta(minutes=1))])
+    assert "1001" in view.pending()
+    result = run(view, [rec("1002", created=NOW, modified=NOW + dt.timedelta(minutes=2),
+                            booking="#AN-1")])
+    assert result.drop_pending == ["1001"] and view.pending() == {}
+
+
+def test_a_cleared_booking_id_unlinks_so_a_later_delete_sends_nothing():
+    view = View()
+    run(view, [rec("1001")], baseline=True)
+    cleared = run(view, [rec("1001", booking=None, modified=NOW + dt.timedelta(minutes=1))])
+    assert cleared.unlinked == ["1001"] and cleared.actions == [] and "1001" not in view.meetings
+    later = run(view, [rec("1001", booking=None, start=T0 + dt.timedelta(hours=2),
+                           modified=NOW + dt.timedelta(minutes=2))],
+                deleted=[DeletedMeeting("1001", NOW + dt.timedelta(minutes=3))])
+    assert later.actions == [] and later.meetings == []
+
+
+def test_a_modified_time_past_the_servers_clock_never_moves_the_cursor():
+    view = View()
+    limit = NOW + dt.timedelta(minutes=1)
+    run(view, [rec("1001"), rec("1003")], baseline=True)
+    future = rec("1001", start=T0 + dt.timedelta(hours=1), modified=dt.datetime(2099, 1, 1, tzinfo=UTC))
+    result = run(view, [future, rec("1003", start=T0 + dt.timedelta(hours=2),
+                                    modified=NOW + dt.timedelta(seconds=30))],
+                 believable_until=limit)
+    assert result.cursor == NOW + dt.timedelta(seconds=30)
+    assert any(n.event == "crm.future_timestamp" for n in result.notes)
+    assert {a.meeting_id for a in result.actions} == {"1001", "1003"}
+    # A later real edit of the 2099 meeting (an older stamp) is still a change.
+    edited = run(view, [rec("1001", start=T0 + dt.timedelta(hours=5),
+                            modified=NOW + dt.timedelta(seconds=40))], believable_until=limit)
+    assert [a.start for a in edited.actions] == [T0 + dt.timedelta(hours=5)]
 
 
 @hsettings(max_examples=200, deadline=None)

@@ -520,10 +520,12 @@ def test_updateappointment_writes_the_status_back_to_crm(fsb, client, clock, act
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_booking_creates_the_crm_meeting(fsb, client, clock, encoding):
-    form = {"service_id": "svc-9", "staff_id": "staff-3", "from_time": "07-Mar-2031 09:00:00",
+    # A catalog service and staff member, inside business hours (09:00-18:00 UTC), with a
+    # customer phone number: POST appointment checks all three (test_sandbox_bookings.py).
+    form = {"service_id": "svc-1", "staff_id": "staff-3", "from_time": "07-Mar-2031 10:00:00",
             "time_zone": "Europe/Berlin",
             "customer_details": json.dumps({"name": "Ada", "email": "ada@example.invalid",
-                                            "phone_number": "+100"})}
+                                            "phone_number": "+4930123456"})}
     if encoding == "urlencoded":
         reply = client.bookings("POST", "appointment", data=form)
     else:
@@ -531,10 +533,10 @@ def test_booking_creates_the_crm_meeting(fsb, client, clock, encoding):
                                 files={k: (None, v) for k, v in form.items()})
     value = reply.json()["response"]["returnvalue"]
     booking_id = value["booking_id"]
-    assert value["start_time"] == "07-Mar-2031 09:00:00" and value["time_zone"] == "Europe/Berlin"
+    assert value["start_time"] == "07-Mar-2031 10:00:00" and value["time_zone"] == "Europe/Berlin"
     meeting = fsb.meeting(fsb.meeting_for_booking(booking_id))
     assert meeting["BookingId"] == booking_id
-    assert meeting["Start_DateTime"] == at(7, 8) and meeting["End_DateTime"] == at(7, 8, 30)
+    assert meeting["Start_DateTime"] == at(7, 9) and meeting["End_DateTime"] == at(7, 9, 30)
     assert meeting["Created_Time"] == meeting["Modified_Time"] == clock.now()
     assert meeting["Event_Title"] == f"{value['service_name']} with Ada"
     # The same staff member at the same time is refused; in the past too.

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=_seed_count, default=0, metavar="COUNT",
                          help=f"create COUNT (≤ {MAX_SEED}) booking-linked meetings with their "
                               f"appointments")
+    sandbox.add_argument("--grant-code", metavar="SCOPES",
+                         help="print a Self Client grant code for SCOPES (comma-separated), "
+                              "good once within 3 minutes, to exchange at /oauth/v2/token")
     _common(sandbox, suppress=True)
 
     status = sub.add_parser(
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             from bookings_sync.sandbox.cli import serve_forever_cli
-            return serve_forever_cli(args.port, args.seed, host=args.host)
+            return serve_forever_cli(args.port, args.seed, host=args.host,
+                                     grant_code_scopes=args.grant_code)
         if args.command in ("status", "retry"):
             from bookings_sync import ops
             config = _load_for_state(config_mod.config_path(args.config))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import structlog
 
-from bookings_sync import logs
 from bookings_sync.config import Config
 from bookings_sync.engine.cycle import Cycle, CycleSettings
 from bookings_sync.engine.executor import Executor
@@ -39,17 +38,13 @@ def cycle_settings(config: Config) -> CycleSettings:
 
 
 def connect_zoho(config: Config, *, cache_tokens: bool = True) -> ZohoConnection:
-    """The Zoho clients for ``config``; every secret and token is registered with the log
-    redactor before it can reach a log line."""
+    """The Zoho clients for ``config``."""
     zoho = config.zoho
-    logs.redactor.add(zoho.client_secret)
-    logs.redactor.add(zoho.refresh_token)
     return connect(accounts_url=zoho.accounts_url, api_url=zoho.api_url,
                    client_id=zoho.client_id, client_secret=zoho.client_secret,
                    refresh_token=zoho.refresh_token, crm_api_version=zoho.crm_api_version,
                    timeout=zoho.timeout,
-                   cache_path=config.token_cache_path if cache_tokens else None,
-                   on_token=logs.redactor.add)
+                   cache_path=config.token_cache_path if cache_tokens else None)
 
 
 class Runtime:

@@ -46,7 +46,7 @@ from bookings_sync import logs
 from bookings_sync.engine.cycle import CycleReport
 from bookings_sync.exitcodes import ExitCode
 from bookings_sync.runtime import Runtime
-from bookings_sync.zoho.errors import ZohoUnreachable
+from bookings_sync.zoho.errors import ZohoError
 
 log = structlog.get_logger("bookings_sync.service")
 
@@ -288,7 +288,8 @@ class _Daemon:
 
 def _boot(daemon: _Daemon, signals: _Signals) -> str | None:
     """Fetch the first access token (READY=1 means config, state and credentials really work),
-    waiting out a Zoho unreachable at boot (1 s, doubling to 60 s). Wrong credentials raise.
+    waiting out a Zoho unreachable (or answering garbage) at boot (1 s, doubling to 60 s). Wrong
+    credentials raise.
     Before READY nothing is under way, so a signal acts at once: a stop signal ends the wait
     (its name is returned), SIGHUP reloads and the wait starts over. None once the token is in."""
     delay = 1.0
@@ -302,7 +303,9 @@ def _boot(daemon: _Daemon, signals: _Signals) -> str | None:
             name = signals.wait(0)          # one that came after the token, before READY
             if name is None:
                 return None
-        except ZohoUnreachable as exc:
+        except ZohoError as exc:
+            if not exc.transient:
+                raise
             log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
             name = signals.wait(delay)
             delay = min(delay * 2, 60.0)

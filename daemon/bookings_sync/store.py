@@ -1,16 +1,22 @@
 """The snapshot store: what the daemon last saw of each meeting, the cursor, pending actions and
-recorded failures — one TinyDB file in the state directory.
+recorded failures — TinyDB tables persisted in the state directory by
+:mod:`bookings_sync.store_journal` (a base file plus a journal of changed rows).
 
 Promises:
-- **Atomic**: TinyDB's default storage truncates the file and rewrites it in place, which tears on
-  a crash. :class:`AtomicJSONStorage` keeps the database in memory and writes it only on
-  :meth:`SnapshotStore.commit`, as temp file + fsync + ``os.replace`` + fsync of the directory, so
-  a kill -9 at any instant leaves either the old or the new state.
+- **Atomic, and in proportion to change**: nothing reaches disk until :meth:`SnapshotStore.commit`;
+  a commit appends one fsynced journal record holding the rows this store was asked to put or
+  remove since the last one, so a kill -9 at any instant leaves either the old or the new state,
+  and one moved meeting costs about a kilobyte whatever the snapshot's size.
 - **One writer**: :meth:`SnapshotStore.open` takes an exclusive ``flock`` on ``state_dir/lock``;
-  a second writer gets :class:`StateLocked`. Readers (``status``) open read-only with no lock —
-  ``os.replace`` means they always see a whole file.
+  a second writer gets :class:`StateLocked`. Readers (``status``) open read-only with no lock and
+  always load one committed state (see :mod:`bookings_sync.store_journal`).
+- **Private**: the store's files are created 0600 (files an older version left 0644 are
+  narrowed when a writer opens them), and a state directory the store creates is 0700.
 - **Fast at 100,000 meetings**: documents are keyed by the CRM id (TinyDB ``doc_id``), so a lookup
   is a dict access, and a commit applies all of a cycle's changes in one pass per table.
+- **Old state loads**: a format-1 ``state.json`` (before the journal) is read as it is and
+  rewritten in the new format by the first commit; ``meta.format`` becomes 2 so that an older
+  bookings-sync refuses the directory instead of reading the base without its journal.
 - **No secrets**: the store holds ids, times and Zoho's messages — never a token.
 - **One time format**: instants in rows and meta are :func:`stamp` text — compact, sortable UTC
   (``2026-03-08T15:00:00Z``), so the store can compare them as strings (prune, upcoming).
@@ -26,15 +32,18 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tinydb import TinyDB
-from tinydb.storages import Storage
 from tinydb.table import Document
 
-STATE_FILE = "state.json"
+from bookings_sync.store_journal import (JOURNAL_FILE, STATE_FILE, JournalStorage, StateCorrupt,
+                                         write_atomically)
+
+__all__ = ["SnapshotStore", "StateLocked", "StateCorrupt", "atomic_write_json", "STATE_FILE",
+           "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION", "stamp", "parse_stamp"]
+
 LAST_CYCLE_FILE = "last-cycle.json"
 LOCK_FILE = "lock"
-FORMAT_VERSION = 1
-
-
+FORMAT_VERSION = 2              # 2: base + journal. 1 (one state.json) still loads.
+READABLE_FORMATS = (1, FORMAT_VERSION)
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -60,72 +69,11 @@ class StateLocked(Exception):
     """Another bookings-sync process holds the state directory."""
 
 
-class StateCorrupt(Exception):
-    """The state file exists but cannot be read (hand-edited, wrong program, disk fault)."""
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage held in memory, persisted only by :meth:`flush` (atomic replace)."""
-
-    def __init__(self, path: Path, *, readonly: bool = False):
-        self.path = Path(path)
-        self.readonly = readonly
-        self.writes = 0           # how many times the file was replaced (benchmarks count these)
-        self._dirty = False
-        self._data: dict | None = None
-        try:
-            with open(self.path, "rb") as fh:
-                self._data = json.load(fh)
-        except FileNotFoundError:
-            self._data = None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StateCorrupt(f"{self.path}: not a bookings-sync state file ({exc})") from None
-        if self._data is not None and not isinstance(self._data, dict):
-            raise StateCorrupt(f"{self.path}: not a bookings-sync state file (top level is not an object)")
-
-    def read(self) -> dict | None:
-        return self._data
-
-    def write(self, data: dict) -> None:
-        # TinyDB calls this on every change; we only remember that there is something to flush.
-        self._data = data
-        self._dirty = True
-
-    def flush(self) -> bool:
-        """Persist if anything changed. Returns whether the file was written."""
-        if not self._dirty:
-            return False
-        if self.readonly:
-            raise RuntimeError("read-only store cannot be written")
-        atomic_write_json(self.path, self._data)
-        self._dirty = False
-        self.writes += 1
-        return True
-
-    def close(self) -> None:
-        pass
-
-
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
-    """Write ``data`` as JSON to ``path`` so that readers and crashes see old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    payload = json.dumps(data, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)   # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    """Write ``data`` as JSON to ``path`` so that readers and crashes see old or new, never half.
+    0644 by default: ``retry`` requests are written from an operator's shell for the daemon's
+    user to read. The store's own files pass 0600."""
+    write_atomically(path, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=mode)
 
 
 def meeting_doc_id(meeting_id: str) -> int:
@@ -147,13 +95,16 @@ class SnapshotStore:
         self.state_dir = Path(state_dir)
         self.readonly = readonly
         self._lock_fd: int | None = None
+        # booking id → meeting ids (built on first use: see meetings_linked_to).
+        self._booking_links: dict[str, set[str]] | None = None
+        self._booking_of: dict[str, str] = {}
+        self._conflicted: set[str] = set()
         if not readonly:
             self._lock_fd = _lock(self.state_dir)
-            # A writer killed mid-commit leaves its temp file; the lock says nobody owns it now.
-            for stale in self.state_dir.glob(f".{STATE_FILE}.tmp-*"):
-                stale.unlink(missing_ok=True)
+            _tidy(self.state_dir)
+        self.storage: JournalStorage | None = None
         try:
-            self.storage = AtomicJSONStorage(self.state_dir / STATE_FILE, readonly=readonly)
+            self.storage = JournalStorage(self.state_dir, readonly=readonly)
             self._db = TinyDB(storage=lambda: self.storage)
             # TinyDB's per-table query cache is useless to us (we look up by id) and costs memory.
             self._meetings = self._db.table("meetings", cache_size=0)
@@ -176,6 +127,8 @@ class SnapshotStore:
         return cls(state_dir, readonly=True)
 
     def close(self) -> None:
+        if self.storage is not None:
+            self.storage.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)   # closing the descriptor releases the flock
             self._lock_fd = None
@@ -187,19 +140,28 @@ class SnapshotStore:
         self.close()
 
     def commit(self) -> bool:
-        """One atomic write of everything changed since the last commit."""
+        """Make everything changed since the last commit durable, atomically. Returns whether
+        anything was written."""
+        if self.storage.dirty and self.meta().get("format") != FORMAT_VERSION:
+            self.update_meta()   # a format-1 state being migrated: older versions must refuse it
         return self.storage.flush()
 
     @property
     def writes(self) -> int:
+        """Commits that wrote something."""
         return self.storage.writes
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes this store wrote to the state directory (journal records and base rewrites)."""
+        return self.storage.bytes_written
 
     def _check_format(self) -> None:
         meta = self.meta()
         version = meta.get("format", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMATS:
             raise StateCorrupt(f"{self.storage.path}: state format {version!r}, this version "
-                               f"reads {FORMAT_VERSION}")
+                               f"reads {' and '.join(map(str, READABLE_FORMATS))}")
 
     # -- meta ----------------------------------------------------------------------------------
 
@@ -210,10 +172,11 @@ class SnapshotStore:
     def update_meta(self, **values: Any) -> None:
         current = self.meta()
         current.update(values, format=FORMAT_VERSION)
-        if self._meta_table.contains(doc_id=1):
-            self._meta_table.update(lambda doc: doc.update(current), doc_ids=[1])
-        else:
-            self._meta_table.insert(Document(current, doc_id=1))
+        with self.storage.changing("meta", [1]):
+            if self._meta_table.contains(doc_id=1):
+                self._meta_table.update(lambda doc: doc.update(current), doc_ids=[1])
+            else:
+                self._meta_table.insert(Document(current, doc_id=1))
 
     @property
     def is_new(self) -> bool:
@@ -245,13 +208,54 @@ class SnapshotStore:
 
     def put_meetings(self, docs: Iterable[dict]) -> None:
         """Insert or replace meeting docs (each has ``id``), in two passes over the table."""
-        _put(self._meetings, docs)
+        docs = list(docs)
+        self._put(self._meetings, docs)
+        if self._booking_links is not None:
+            for doc in docs:
+                self._link(doc["id"], None if doc.get("deleted") else doc.get("booking_id"))
 
     def remove_meetings(self, meeting_ids: Iterable[str]) -> None:
-        ids = [meeting_doc_id(m) for m in meeting_ids]
-        existing = [i for i in ids if self._meetings.contains(doc_id=i)]
-        if existing:
-            self._meetings.remove(doc_ids=existing)
+        meeting_ids = list(meeting_ids)
+        self._remove(self._meetings, meeting_ids)
+        if self._booking_links is not None:
+            for meeting_id in meeting_ids:
+                self._link(meeting_id, None)
+
+    # -- which meetings carry which booking id -------------------------------------------------
+
+    def meetings_linked_to(self, booking_id: str) -> set[str]:
+        """The tracked, not deleted meetings whose booking-id field holds ``booking_id``."""
+        return set(self._links().get(booking_id, ()))
+
+    def conflicts(self) -> dict[str, list[str]]:
+        """Booking ids on more than one tracked meeting → those meetings (a CRM clone…)."""
+        links = self._links()
+        return {b: sorted(links[b]) for b in self._conflicted}
+
+    def _links(self) -> dict[str, set[str]]:
+        """booking id → meeting ids, built once per process (O(n)), then kept up to date."""
+        if self._booking_links is None:
+            self._booking_links, self._booking_of, self._conflicted = {}, {}, set()
+            for doc in self._meetings.all():
+                if not doc.get("deleted") and doc.get("booking_id"):
+                    self._link(doc["id"], doc["booking_id"])
+        return self._booking_links
+
+    def _link(self, meeting_id: str, booking_id: str | None) -> None:
+        old = self._booking_of.pop(meeting_id, None)
+        if old is not None:
+            ids = self._booking_links[old]
+            ids.discard(meeting_id)
+            if len(ids) <= 1:
+                self._conflicted.discard(old)
+            if not ids:
+                del self._booking_links[old]
+        if booking_id:
+            self._booking_of[meeting_id] = booking_id
+            ids = self._booking_links.setdefault(booking_id, set())
+            ids.add(meeting_id)
+            if len(ids) > 1:
+                self._conflicted.add(booking_id)
 
     # -- pending actions -----------------------------------------------------------------------
 
@@ -262,12 +266,10 @@ class SnapshotStore:
         return len(self._pending)
 
     def put_pending(self, docs: Iterable[dict]) -> None:
-        _put(self._pending, docs, key="meeting_id")
+        self._put(self._pending, docs, key="meeting_id")
 
     def remove_pending(self, meeting_ids: Iterable[str]) -> None:
-        ids = [i for i in map(meeting_doc_id, meeting_ids) if self._pending.contains(doc_id=i)]
-        if ids:
-            self._pending.remove(doc_ids=ids)
+        self._remove(self._pending, meeting_ids)
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -278,18 +280,16 @@ class SnapshotStore:
         return self._failures.get(doc_id=meeting_doc_id(meeting_id))
 
     def put_failures(self, docs: Iterable[dict]) -> None:
-        _put(self._failures, docs, key="meeting_id")
+        self._put(self._failures, docs, key="meeting_id")
 
     def remove_failures(self, meeting_ids: Iterable[str]) -> None:
-        ids = [i for i in map(meeting_doc_id, meeting_ids) if self._failures.contains(doc_id=i)]
-        if ids:
-            self._failures.remove(doc_ids=ids)
+        self._remove(self._failures, meeting_ids)
 
     # -- the last cycle (for `status`) ---------------------------------------------------------
 
     def record_cycle(self, summary: dict) -> None:
         """Kept beside the state file: rewriting 100,000 meetings to say "idle" would be waste."""
-        atomic_write_json(self.state_dir / LAST_CYCLE_FILE, summary)
+        atomic_write_json(self.state_dir / LAST_CYCLE_FILE, summary, mode=0o600)
 
     def last_cycle(self) -> dict | None:
         try:
@@ -309,36 +309,59 @@ class SnapshotStore:
                if (doc.get("end") or doc.get("start") or "9") < cutoff
                and not pending.contains(doc_id=doc.doc_id)]
         if old:
-            self._meetings.remove(doc_ids=old)
+            self.remove_meetings(str(i) for i in old)
             failed = [i for i in old if self._failures.contains(doc_id=i)]
             if failed:
-                self._failures.remove(doc_ids=failed)
+                with self.storage.changing("failures", failed):
+                    self._failures.remove(doc_ids=failed)
         return len(old)
 
+    # -- writing rows: every change is named to the storage, which journals just those rows ----
 
-def _put(table, docs: Iterable[dict], *, key: str = "id") -> None:
-    """Upsert by id with one update pass and one insert pass (TinyDB rebuilds the table dict on
-    every write call, so per-document calls would be O(n) each)."""
-    by_id: dict[int, dict] = {}
-    for doc in docs:
-        # None is the default of every field: leaving it out keeps a 100k-meeting file small.
-        by_id[meeting_doc_id(doc[key])] = {k: v for k, v in doc.items() if v is not None}
-    if not by_id:
-        return
-    existing = [i for i in by_id if table.contains(doc_id=i)]
-    if existing:
-        def replace(doc: dict) -> None:
-            new = by_id[meeting_doc_id(doc[key])]
-            doc.clear()
-            doc.update(new)
-        table.update(replace, doc_ids=existing)
-    fresh = [Document(by_id[i], doc_id=i) for i in by_id.keys() - set(existing)]
-    if fresh:
-        table.insert_multiple(fresh)
+    def _put(self, table, docs: Iterable[dict], *, key: str = "id") -> None:
+        """Upsert by id with one update pass and one insert pass (TinyDB rebuilds the table dict
+        on every write call, so per-document calls would be O(n) each)."""
+        by_id: dict[int, dict] = {}
+        for doc in docs:
+            # None is the default of every field: leaving it out keeps a 100k-meeting file small.
+            by_id[meeting_doc_id(doc[key])] = {k: v for k, v in doc.items() if v is not None}
+        if not by_id:
+            return
+        existing = [i for i in by_id if table.contains(doc_id=i)]
+        with self.storage.changing(table.name, by_id):
+            if existing:
+                def replace(doc: dict) -> None:
+                    new = by_id[meeting_doc_id(doc[key])]
+                    doc.clear()
+                    doc.update(new)
+                table.update(replace, doc_ids=existing)
+            fresh = [Document(by_id[i], doc_id=i) for i in by_id.keys() - set(existing)]
+            if fresh:
+                table.insert_multiple(fresh)
+
+    def _remove(self, table, meeting_ids: Iterable[str]) -> None:
+        ids = [i for i in map(meeting_doc_id, meeting_ids) if table.contains(doc_id=i)]
+        if ids:
+            with self.storage.changing(table.name, ids):
+                table.remove(doc_ids=ids)
+
+
+def _tidy(state_dir: Path) -> None:
+    """Writer start-up, under the lock: sweep temp files a killed writer left (nobody owns them
+    now) and narrow store files an older version created 0644."""
+    for name in (STATE_FILE, JOURNAL_FILE, LAST_CYCLE_FILE):
+        for stale in state_dir.glob(f".{name}.tmp-*"):
+            stale.unlink(missing_ok=True)
+        path = state_dir / name
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _lock(state_dir: Path) -> int:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

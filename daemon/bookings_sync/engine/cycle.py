@@ -8,6 +8,15 @@ executor's read-before-write makes running them again harmless. An idle cycle wr
 The cycle takes explicit settings (:class:`CycleSettings`, built by the runtime from the
 configuration), as vdirsyncer's ``sync()`` takes its policy as arguments: the engine never reads
 the configuration file's shape.
+
+Time it trusts: decisions about Zoho's data — which Modified_Time may move a cursor, which
+meetings are upcoming (the mass-cancel guard), which ended long enough ago to forget — use the
+server's clock (the ``Date`` of the last list reply), not only the local one: a local clock
+40 days ahead for one cycle must not forget upcoming meetings. The local clock decides only the
+daemon's own schedule (backoff, when an action was planned).
+
+Every ``cycle.end`` says how many actions are still waiting and when the next one is due; a
+cycle that leaves actions waiting never exits 0.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ from .retry import after_transient_failure, requeue
 log = structlog.get_logger("bookings_sync.cycle")
 
 PRUNE_EVERY = dt.timedelta(hours=24)
+# How far past the server's clock a CRM timestamp is still believed (see the module docstring).
+CLOCK_SKEW_SECONDS = 60
 
 
 class CrmLists(Protocol):
@@ -68,6 +79,9 @@ class CycleReport:
     duration: float = 0.0
     cpu: float = 0.0                  # CPU seconds of this process during the cycle
     store_writes: int = 0
+    pending: int = 0                  # actions still waiting after this cycle
+    next_try: dt.datetime | None = None
+    conflicts: int = 0                # bookings linked to more than one meeting
     error: str = ""
     plan: planner.Plan | None = None
 
@@ -85,8 +99,9 @@ class CycleReport:
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
             "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
-            "store_writes": self.store_writes, "peak_rss_mb": peak_rss_mb(),
-            "error": self.error,
+            "store_writes": self.store_writes, "pending": self.pending,
+            "next_try": stamp(self.next_try), "conflicts": self.conflicts,
+            "peak_rss_mb": peak_rss_mb(), "error": self.error,
         }
 
 
@@ -134,6 +149,8 @@ class Cycle:
             report.store_writes = self.store.writes - writes_before
             report.calls = self.call_counter() - calls_before
         if not dry_run:
+            self._report_waiting(report)
+        if not dry_run:
             self._record_cycle(report)
         log.log(_level(report), "cycle.end", **{k: v for k, v in report.summary().items() if v})
         return report
@@ -144,10 +161,12 @@ class Cycle:
         if not dry_run:
             self._take_retry_requests(now)
         changes = self._read_changes()
-        plan = self._plan(changes, report, now, allow_mass_cancel)
+        server_now = changes.read_at or now
+        plan = self._plan(changes, report, now, server_now, allow_mass_cancel)
         if dry_run:
             return
-        self._record_plan(plan, changes.read_at, report.baseline, now)
+        self._record_plan(plan, changes.read_at, report.baseline, now, server_now)
+        self._warn_conflicts()
         self._act(report, now, allow_mass_cancel)
 
     def _take_retry_requests(self, now: dt.datetime) -> None:
@@ -157,14 +176,16 @@ class Cycle:
             log.info("retry.requested", pending=self.store.pending_count())
 
     def _plan(self, changes: _Changes, report: CycleReport, now: dt.datetime,
-              allow_mass_cancel: bool) -> planner.Plan:
+              server_now: dt.datetime, allow_mass_cancel: bool) -> planner.Plan:
         store = self.store
         report.fetched = len(changes.records) + len(changes.bad)
         plan = planner.plan(
             _SnapshotView(store), changes.records, settings=self.settings.planner,
             baseline=report.baseline, now=now, cursor=parse_stamp(store.cursor),
             deleted=changes.deleted, deleted_cursor=self._deleted_cursor(),
-            upcoming_count=lambda: store.upcoming_count(now), allow_mass_cancel=allow_mass_cancel)
+            upcoming_count=lambda: store.upcoming_count(server_now),
+            allow_mass_cancel=allow_mass_cancel,
+            believable_until=server_now + dt.timedelta(seconds=CLOCK_SKEW_SECONDS))
         plan.notes[:0] = changes.bad + changes.deleted_notes
         report.plan, report.changed, report.planned, report.held = (
             plan, len(plan.meetings), len(plan.actions), plan.held)
@@ -175,10 +196,11 @@ class Cycle:
         return plan
 
     def _record_plan(self, plan: planner.Plan, read_at: dt.datetime | None, baseline: bool,
-                     now: dt.datetime) -> None:
+                     now: dt.datetime, server_now: dt.datetime) -> None:
         """Commit 1 — write-ahead: snapshot rows, new pending actions and the cursor together."""
         store = self.store
         store.put_meetings([m.to_row() for m in plan.meetings])
+        store.remove_meetings(plan.unlinked)
         store.put_pending([a.to_row() for a in plan.actions])
         store.remove_pending(plan.drop_pending)
         store.remove_failures(plan.clear_failures)
@@ -192,13 +214,21 @@ class Cycle:
             log.info("baseline.recorded", meetings=len(plan.meetings))
         if any(store.meta().get(k) != v for k, v in meta.items()):
             store.update_meta(**meta)
-        self._prune(now)
+        self._prune(now, server_now)
         store.commit()
+
+    def _warn_conflicts(self) -> None:
+        """One line per cycle for each booking linked to more than one meeting."""
+        for booking_id, meeting_ids in sorted(self.store.conflicts().items()):
+            log.warning("booking.conflict", booking_id=booking_id, meetings=meeting_ids,
+                        reason="this booking id is on more than one CRM meeting (a clone or an "
+                               "import?): nothing is sent for it until only one keeps the id")
 
     def _act(self, report: CycleReport, now: dt.datetime, allow_mass_cancel: bool) -> None:
         """Run what is due, then commit 2 — the outcomes."""
         pending = [Action.from_row(row) for row in self.store.pending().values()]
-        due = [a for a in pending if a.due(now, release_held=allow_mass_cancel)]
+        due = [a for a in pending if a.due(now, release_held=allow_mass_cancel)
+               and len(self.store.meetings_linked_to(a.booking_id)) <= 1]
         report.held = sum(1 for a in pending if a.held and not allow_mass_cancel)
         if report.held:
             log.error("guard.holding", held=report.held,
@@ -220,6 +250,16 @@ class Cycle:
             report.fail(ExitCode.ACTION_FAILED)
         if any(o.result is Result.RETRY for o in outcomes):
             report.exit_code = ExitCode.ZOHO   # Bookings unreachable: the action waits for later
+
+    def _report_waiting(self, report: CycleReport) -> None:
+        """What is still waiting: in ``cycle.end`` always, and never an exit 0 while it waits."""
+        waiting = [Action.from_row(row) for row in self.store.pending().values()]
+        report.pending = len(waiting)
+        report.next_try = min((a.not_before or self.clock() for a in waiting if not a.held),
+                              default=None)
+        report.conflicts = len(self.store.conflicts())
+        if waiting:
+            report.fail(ExitCode.ACTION_FAILED)
 
     # -- reading CRM ----------------------------------------------------------------------------
 
@@ -279,7 +319,8 @@ class Cycle:
             row = store.meeting(action.meeting_id)
             if row is not None:
                 seen = dataclasses.replace(SeenMeeting.from_row(row), last_action=action.kind,
-                                           outcome=outcome.result, outcome_at=now)
+                                           outcome=outcome.result, outcome_at=now,
+                                           warning=outcome.warning)
                 if outcome.reverted_to:
                     # CRM is being put back: expect that, or its write-back looks like a move.
                     seen = dataclasses.replace(seen, start=outcome.reverted_to,
@@ -305,11 +346,14 @@ class Cycle:
         # For `status`: a small file of its own, so an idle cycle never rewrites the snapshot.
         self.store.record_cycle(dict(report.summary(), at=stamp(self.clock())))
 
-    def _prune(self, now: dt.datetime) -> None:
+    def _prune(self, now: dt.datetime, server_now: dt.datetime) -> None:
         last = parse_stamp(self.store.meta().get("pruned_at"))
         if last and now - last < PRUNE_EVERY:
             return
-        removed = self.store.prune(now - dt.timedelta(days=self.settings.prune_after_days))
+        # The earlier of both clocks: a clock running ahead must not make upcoming meetings
+        # look ended (and forgotten).
+        trusted = min(now, server_now)
+        removed = self.store.prune(trusted - dt.timedelta(days=self.settings.prune_after_days))
         self.store.update_meta(pruned_at=stamp(now))
         if removed:
             log.info("store.pruned", meetings=removed)
@@ -330,6 +374,9 @@ class _SnapshotView:
 
     def has_failure(self, meeting_id: str) -> bool:
         return self.store.failure(meeting_id) is not None
+
+    def meetings_linked_to(self, booking_id: str) -> set[str]:
+        return self.store.meetings_linked_to(booking_id)
 
 
 def peak_rss_mb() -> float:
@@ -365,4 +412,7 @@ def _log_outcome(outcome: Outcome) -> None:
         fields["reason"] = outcome.reason
     if outcome.reverted_to:
         fields["reverted_to"] = stamp(outcome.reverted_to)
-    log.log(_OUTCOME_LEVELS[outcome.result], "action", **fields)
+    if outcome.warning:
+        fields["warning"] = outcome.warning
+    level = max(_OUTCOME_LEVELS[outcome.result], 30 if outcome.warning else 0)
+    log.log(level, "action", **fields)

@@ -11,6 +11,15 @@ unreachable, 429, 5xx, timeouts) → ``retry``; anything else we cannot use → 
 authentication failure stops the run (:class:`AuthLost`): every later action would fail the same
 way, so they stay pending for a later cycle.
 
+``on_refused = "revert"`` puts the CRM meeting back to Bookings' time — after re-reading it: a
+meeting edited again in CRM while the cycle ran is left as it is (the next cycle handles that
+edit), so the daemon never overwrites a newer edit with an older time.
+
+Bookings takes a wall time, not an instant. When the target wall time occurs twice in the
+appointment's zone (a DST fall-back hour), the outcome carries a warning that names the
+ambiguity and the instant Bookings will hold (the first occurrence — what the sandbox and the
+daemon's own reading of Bookings times assume).
+
 The executor talks to two small protocols, :class:`Bookings` and :class:`Crm`, which the Zoho
 clients implement — and so can an in-memory double in the tests.
 """
@@ -24,7 +33,8 @@ from typing import Protocol
 from bookings_sync.zoho.bookings import Appointment
 from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
 from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
-                                        format_crm_datetime, parse_bookings_wall)
+                                        format_crm_datetime, parse_bookings_wall,
+                                        parse_crm_datetime, wall_time_occurrences)
 
 from .model import Action, Kind, OnRefused, Result, closed_state
 
@@ -36,6 +46,7 @@ class Bookings(Protocol):
 
 
 class Crm(Protocol):
+    def get_meeting(self, meeting_id: str, fields: list[str]) -> dict | None: ...
     def update_meeting(self, meeting_id: str, values: dict) -> dict: ...
 
 
@@ -50,6 +61,7 @@ class Outcome:
     reverted_to: dt.datetime | None = None   # start put back into CRM (on_refused = revert)
     reverted_end: dt.datetime | None = None
     code: str = ""
+    warning: str | None = None          # done, but not exactly as CRM meant (see ``status``)
 
 
 class AuthLost(Exception):
@@ -116,7 +128,8 @@ class Executor:
             if self.on_refused is OnRefused.REVERT:
                 self._revert(action, appointment, outcome)
             return outcome
-        return Outcome(action, Result.DONE, **base)
+        return Outcome(action, Result.DONE, warning=_ambiguity(action.start, target, zone),
+                       **base)
 
     def _revert(self, action: Action, appointment: Appointment, outcome: Outcome) -> None:
         """Put the CRM meeting back to the time Bookings holds, so calendars don't lie."""
@@ -128,6 +141,10 @@ class Executor:
         if end is not None:
             values["End_DateTime"] = format_crm_datetime(end)
         try:
+            if self._edited_since(action):
+                outcome.reason += (" (not reverted in CRM: the meeting was edited again there "
+                                   "meanwhile; the next cycle handles that edit)")
+                return
             self.crm.update_meeting(action.meeting_id, values)
         except ZohoAuthError:
             raise
@@ -135,6 +152,17 @@ class Executor:
             outcome.reason += f" (revert in CRM failed: {exc})"
             return
         outcome.reverted_to, outcome.reverted_end = start, end
+
+    def _edited_since(self, action: Action) -> bool:
+        """Has the meeting a newer CRM version than the one this action was planned from?"""
+        current = self.crm.get_meeting(action.meeting_id, ["Modified_Time"])
+        if current is None:
+            return True     # deleted meanwhile: nothing to put back
+        try:
+            modified = parse_crm_datetime(current.get("Modified_Time"))
+        except TimeFormatError:
+            return True     # unreadable: do not overwrite what we cannot compare
+        return action.modified is None or modified > action.modified
 
     def _set_status(self, action: Action, appointment: Appointment) -> Outcome:
         base = dict(bookings_start=appointment.start_text, time_zone=appointment.time_zone)
@@ -146,3 +174,14 @@ class Executor:
                            **base)
         self.bookings.update_status(action.booking_id, action.kind.value)
         return Outcome(action, Result.DONE, **base)
+
+
+def _ambiguity(instant: dt.datetime, wall: str, zone: str) -> str | None:
+    """A warning when ``wall`` occurs twice in ``zone``: Bookings cannot tell which is meant."""
+    first, *others = wall_time_occurrences(wall, zone)
+    if not others:
+        return None
+    held = "the same instant" if first == instant else "an hour earlier than the CRM meeting"
+    return (f"{wall} occurs twice in {zone} (the clocks go back); Bookings can only be given "
+            f"the wall time and will hold the first, {first:%Y-%m-%d %H:%M}Z — {held} "
+            f"({instant:%Y-%m-%d %H:%M}Z)")

@@ -37,19 +37,28 @@ class MeetingFields:
             names.append(self.status)
         return list(dict.fromkeys(names))
 
-    def parse(self, raw: dict) -> MeetingRecord | None:
-        """One raw record → :class:`MeetingRecord`; ``None`` for a meeting not linked to a
-        booking. Raises :class:`RecordError` for a record we cannot use."""
+    def parse(self, raw: dict) -> MeetingRecord:
+        """One raw record → :class:`MeetingRecord` (``booking_id`` None when the meeting is not
+        linked: the field empty or blank). Raises :class:`RecordError` for a record we cannot
+        use; a meeting id must be Zoho's digit string, never a key that could collide."""
+        if not isinstance(raw, dict):
+            raise RecordError(f"CRM list item {_short(raw)} is not a record")
         meeting_id = raw.get("id")
-        if not isinstance(meeting_id, (str, int)) or not str(meeting_id).isdigit():
-            raise RecordError(f"CRM meeting with id {meeting_id!r}: id is not a numeric string")
-        meeting_id = str(meeting_id)
+        if isinstance(meeting_id, int) and not isinstance(meeting_id, bool):
+            meeting_id = str(meeting_id)
+        if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
+            raise RecordError(f"CRM meeting with id {_short(meeting_id)}: id is not a numeric "
+                              f"string")
         booking_id = raw.get(self.booking_id)
-        if booking_id in (None, ""):
-            return None
-        if not isinstance(booking_id, (str, int)):
+        if isinstance(booking_id, int) and not isinstance(booking_id, bool):
+            booking_id = str(booking_id)
+        if booking_id is not None and not isinstance(booking_id, str):
             raise RecordError(f"CRM meeting {meeting_id}: field {self.booking_id} holds "
-                              f"{booking_id!r}, expected a Bookings id string")
+                              f"{_short(booking_id)}, expected a Bookings id string")
+        booking_id = (booking_id or "").strip() or None
+        if booking_id is not None and not booking_id.isprintable():
+            raise RecordError(f"CRM meeting {meeting_id}: field {self.booking_id} holds "
+                              f"{_short(booking_id)}, which has control characters")
 
         def when(field: str, required: bool):
             value = raw.get(field)
@@ -66,31 +75,43 @@ class MeetingFields:
         if status is not None and not isinstance(status, str):
             status = str(status)
         return MeetingRecord(
-            id=meeting_id, booking_id=str(booking_id).strip(), start=when(START, True),
+            id=meeting_id, booking_id=booking_id, start=when(START, True),
             end=when(END, False), created=when(CREATED, False), modified=when(MODIFIED, True),
             status=status)
 
-    def read(self, raws: Iterable[dict]) -> tuple[list[MeetingRecord], list[Note]]:
-        """Records of a page (or several), and one note per record we could not use."""
+    def read(self, raws: Iterable) -> tuple[list[MeetingRecord], list[Note]]:
+        """Records of a page (or several), and one ``crm.bad_record`` note per item we could
+        not use — naming the meeting and the field — so one bad record never stops the rest."""
         records, bad = [], []
         for raw in raws:
             try:
-                record = self.parse(raw)
+                records.append(self.parse(raw))
             except RecordError as exc:
-                bad.append(Note("error", "crm.bad_record", {"reason": str(exc)}))
-                continue
-            if record is not None:
-                records.append(record)
+                meeting_id = raw.get("id") if isinstance(raw, dict) else None
+                bad.append(Note("error", "crm.bad_record", {
+                    "meeting_id": meeting_id if isinstance(meeting_id, str) else None,
+                    "reason": str(exc)}))
         return records, bad
 
 
-def read_deleted(raws: Iterable[dict]) -> tuple[list[DeletedMeeting], list[Note]]:
+def _short(value, limit: int = 60) -> str:
+    """A value for a one-line message: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def read_deleted(raws: Iterable) -> tuple[list[DeletedMeeting], list[Note]]:
     """Entries of the deleted-records list. A deletion with an unreadable ``deleted_time`` still
-    counts (the meeting is gone); the time is then unknown and a note says why."""
+    counts (the meeting is gone); the time is then unknown and a note says why. An entry without
+    a digit-string id is a bad record: it could name no meeting of ours."""
     deleted, notes = [], []
     for raw in raws:
-        meeting_id = str(raw.get("id", ""))
-        if not meeting_id.isdigit():
+        meeting_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(meeting_id, int) and not isinstance(meeting_id, bool):
+            meeting_id = str(meeting_id)
+        if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
+            notes.append(Note("warning", "crm.bad_record", {
+                "reason": f"deleted-records entry {_short(raw)}: no numeric id"}))
             continue
         deleted_at = None
         if raw.get("deleted_time"):

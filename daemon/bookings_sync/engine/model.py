@@ -90,9 +90,10 @@ def _compact(row: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class MeetingRecord:
-    """One CRM meeting as the planner sees it (``engine.meetings`` makes these from CRM JSON)."""
+    """One CRM meeting as the planner sees it (``engine.meetings`` makes these from CRM JSON).
+    ``booking_id`` is None for a meeting not linked to a booking (empty or blank field)."""
     id: str
-    booking_id: str
+    booking_id: str | None
     start: dt.datetime
     end: dt.datetime | None
     created: dt.datetime | None
@@ -120,6 +121,7 @@ class SeenMeeting:
     last_action: Kind | None = None
     outcome: Result | None = None
     outcome_at: dt.datetime | None = None
+    warning: str | None = None      # what the last action could not do exactly (``status``)
 
     @classmethod
     def from_record(cls, record: MeetingRecord, before: "SeenMeeting | None") -> "SeenMeeting":
@@ -128,14 +130,15 @@ class SeenMeeting:
                    end=record.end, modified=record.modified, status=record.status,
                    last_action=before.last_action if before else None,
                    outcome=before.outcome if before else None,
-                   outcome_at=before.outcome_at if before else None)
+                   outcome_at=before.outcome_at if before else None,
+                   warning=before.warning if before else None)
 
     def to_row(self) -> dict:
         return _compact({
             "id": self.id, "booking_id": self.booking_id, "start": stamp(self.start),
             "end": stamp(self.end), "modified": stamp(self.modified), "status": self.status,
             "deleted": self.deleted, "last_action": self.last_action, "outcome": self.outcome,
-            "outcome_at": stamp(self.outcome_at)})
+            "outcome_at": stamp(self.outcome_at), "warning": self.warning})
 
     @classmethod
     def from_row(cls, row: dict) -> "SeenMeeting":
@@ -144,7 +147,7 @@ class SeenMeeting:
                    status=row.get("status"), deleted=bool(row.get("deleted")),
                    last_action=Kind(row["last_action"]) if row.get("last_action") else None,
                    outcome=Result(row["outcome"]) if row.get("outcome") else None,
-                   outcome_at=parse_stamp(row.get("outcome_at")))
+                   outcome_at=parse_stamp(row.get("outcome_at")), warning=row.get("warning"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,15 @@ plan; the cycle commits both in one atomic write. Rules (README "How it decides"
   ``reschedule`` whose executor first compares with Bookings (so costs one read when in sync).
 - Mass-cancel guard: more cancels than ``max(floor, fraction × upcoming)`` → the cancels are
   recorded but held, the cycle reports why, and ``--allow-mass-cancel`` or ``retry`` release them.
+- Never the wrong booking: a booking id on two or more meetings (CRM's Clone copies custom
+  fields; so can an import) is a *conflict* — nothing is sent for that booking, from either
+  meeting, while it lasts, and a pending action for it is dropped. When only one meeting keeps
+  the id again, that meeting is compared with Bookings (one read; a write only if they differ).
+  A meeting whose booking-id field is cleared (or blank) is unlinked: forgotten by the snapshot,
+  so a later edit or deletion of it sends nothing.
+- Trusted time: a Modified_Time (or deleted_time) past ``believable_until`` — the server's
+  clock plus a small skew — never moves a cursor (one record stamped 2099 must not hide every
+  later edit), and a snapshot row holding such a stamp is compared by content, not by stamp.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ class SnapshotView(Protocol):
     def meeting(self, meeting_id: str) -> SeenMeeting | None: ...
     def pending(self) -> dict[str, Action]: ...
     def has_failure(self, meeting_id: str) -> bool: ...
+    def meetings_linked_to(self, booking_id: str) -> set[str]: ...   # not deleted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +71,8 @@ class Plan:
     drop_pending: list[str] = dataclasses.field(default_factory=list)
     clear_failures: list[str] = dataclasses.field(default_factory=list)
     notes: list[Note] = dataclasses.field(default_factory=list)
+    unlinked: list[str] = dataclasses.field(default_factory=list)    # rows to forget
+    conflicts: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # booking → ids
     held: int = 0                      # cancels held by the mass-cancel guard
 
 
@@ -68,14 +80,16 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
          baseline: bool, now: dt.datetime, cursor: dt.datetime | None,
          deleted: Iterable[DeletedMeeting] = (), deleted_cursor: dt.datetime | None = None,
          upcoming_count: Callable[[], int] = lambda: 0,
-         allow_mass_cancel: bool = False) -> Plan:
+         allow_mass_cancel: bool = False,
+         believable_until: dt.datetime | None = None) -> Plan:
     latest = _latest_versions(records)
-    planning = _Planning(view, settings, baseline, now,
+    planning = _Planning(view, settings, baseline, now, believable_until,
                          Plan(cursor=cursor, deleted_cursor=deleted_cursor, baseline=baseline))
     for record in latest.values():
         planning.meeting(record)
     for item in deleted:
         planning.deletion(item)
+    planning.settle_conflicts()
     planning.guard_mass_cancel(upcoming_count, allow_mass_cancel)
     return planning.finish()
 
@@ -94,11 +108,22 @@ class _Planning:
     """The state of one :func:`plan` call, one method per kind of input."""
 
     def __init__(self, view: SnapshotView, settings: PlannerSettings, baseline: bool,
-                 now: dt.datetime, result: Plan):
+                 now: dt.datetime, believable_until: dt.datetime | None, result: Plan):
         self.view, self.settings, self.baseline, self.now = view, settings, baseline, now
+        self.believable_until = believable_until
         self.result = result
         self.pending = view.pending()
         self.actions: dict[str, Action] = {}
+        self.touched: set[str] = set()            # bookings whose links this plan may change
+
+    def believable(self, stamp: dt.datetime, meeting_id: str, field: str) -> bool:
+        if self.believable_until is None or stamp <= self.believable_until:
+            return True
+        self.result.notes.append(Note("warning", "crm.future_timestamp", {
+            "meeting_id": meeting_id, "field": field, "value": stamp.isoformat(),
+            "server_time_limit": self.believable_until.isoformat(),
+            "reason": "later than the server's own clock: not used to move the cursor"}))
+        return False
 
     def act(self, row: SeenMeeting, kind: Kind, old_start: dt.datetime | None) -> None:
         self.actions[row.id] = Action(
@@ -107,13 +132,20 @@ class _Planning:
 
     def meeting(self, record: MeetingRecord) -> None:
         result, settings = self.result, self.settings
-        if result.cursor is None or record.modified > result.cursor:
+        if self.believable(record.modified, record.id, "Modified_Time") and (
+                result.cursor is None or record.modified > result.cursor):
             result.cursor = record.modified
         snap = self.view.meeting(record.id)
+        if record.booking_id is None:
+            if snap is not None:
+                self.unlink(snap)
+            return
         row = SeenMeeting.from_record(record, snap)
-        if snap is not None and _already_seen(snap, row):
+        if snap is not None and _already_seen(snap, row, self.believable_until):
             return   # the overlap window showed us a version we already handled
+        self.touched.add(row.booking_id)
         if snap is not None and snap.booking_id != record.booking_id:
+            self.touched.add(snap.booking_id)
             snap = None   # relinked to another booking: a new meeting as far as Bookings cares
         elif snap is not None and snap.deleted:
             row = dataclasses.replace(row, deleted=True)  # restored from the recycle bin
@@ -142,14 +174,29 @@ class _Planning:
         if row.start != snap.start:
             self.act(row, Kind.RESCHEDULE, snap.start)
 
+    def unlink(self, snap: SeenMeeting) -> None:
+        """The meeting's booking-id field was cleared: forget it, and what was pending for it."""
+        self.result.unlinked.append(snap.id)
+        self.touched.add(snap.booking_id)
+        self.actions.pop(snap.id, None)
+        if snap.id in self.pending:
+            self.result.drop_pending.append(snap.id)
+        if self.view.has_failure(snap.id):
+            self.result.clear_failures.append(snap.id)
+        self.result.notes.append(Note("info", "meeting.unlinked", {
+            "meeting_id": snap.id, "booking_id": snap.booking_id,
+            "reason": "its booking-id field is empty now; edits of it no longer reach Bookings"}))
+
     def deletion(self, item: DeletedMeeting) -> None:
         result = self.result
-        if item.deleted_at is not None and (result.deleted_cursor is None
-                                            or item.deleted_at > result.deleted_cursor):
+        if item.deleted_at is not None and self.believable(
+                item.deleted_at, item.id, "deleted_time") and (
+                result.deleted_cursor is None or item.deleted_at > result.deleted_cursor):
             result.deleted_cursor = item.deleted_at
         snap = self.view.meeting(item.id)
         if snap is None or snap.deleted:
             return    # not booking-linked, not tracked, or already handled
+        self.touched.add(snap.booking_id)
         row = dataclasses.replace(snap, deleted=True)
         result.meetings.append(row)
         self.actions.pop(item.id, None)
@@ -158,6 +205,48 @@ class _Planning:
         if self.settings.status_action(snap.status) is Kind.CANCEL:
             return    # cancelled before it was deleted: that cancel is already planned or done
         self.act(row, Kind.CANCEL, snap.start)
+
+    def settle_conflicts(self) -> None:
+        """Nothing is sent for a booking linked to more than one meeting, before or after this
+        plan; when this plan leaves one meeting with it, that meeting is compared again."""
+        after = self._links_after()
+        for booking in sorted(self.touched):
+            before = self.view.meetings_linked_to(booking)
+            links = after(booking)
+            if len(before) <= 1 and len(links) <= 1:
+                continue
+            for meeting_id, action in list(self.actions.items()):
+                if action.booking_id == booking:
+                    del self.actions[meeting_id]
+            self.result.drop_pending.extend(
+                m for m, a in self.pending.items() if a.booking_id == booking)
+            if len(links) > 1:
+                self.result.conflicts[booking] = sorted(links)
+            elif links and not self.baseline:
+                self.compare_survivor(links.pop())
+
+    def _links_after(self) -> Callable[[str], set[str]]:
+        """booking id → the meetings linked to it once this plan is applied."""
+        now_linked: dict[str, str | None] = {m: None for m in self.result.unlinked}
+        for row in self.result.meetings:
+            now_linked[row.id] = None if row.deleted else row.booking_id
+        added: dict[str, set[str]] = {}
+        for meeting_id, booking in now_linked.items():
+            if booking is not None:
+                added.setdefault(booking, set()).add(meeting_id)
+
+        def links(booking: str) -> set[str]:
+            kept = {m for m in self.view.meetings_linked_to(booking) if m not in now_linked}
+            return kept | added.get(booking, set())
+        return links
+
+    def compare_survivor(self, meeting_id: str) -> None:
+        row = next((r for r in self.result.meetings if r.id == meeting_id), None) \
+            or self.view.meeting(meeting_id)
+        self.act(row, self.settings.status_action(row.status) or Kind.RESCHEDULE, None)
+        self.result.notes.append(Note("info", "booking.conflict_resolved", {
+            "booking_id": row.booking_id, "meeting_id": meeting_id,
+            "reason": "only this meeting carries the booking id now: compared with Bookings"}))
 
     def guard_mass_cancel(self, upcoming_count: Callable[[], int], allow: bool) -> None:
         settings = self.settings
@@ -184,17 +273,21 @@ class _Planning:
             result.actions.append(action)
             if self.view.has_failure(meeting_id):
                 result.clear_failures.append(meeting_id)
-        result.drop_pending = [m for m in result.drop_pending if m not in self.actions]
+        result.drop_pending = sorted(set(result.drop_pending) - self.actions.keys())
         return result
 
 
-def _already_seen(snap: SeenMeeting, row: SeenMeeting) -> bool:
+def _already_seen(snap: SeenMeeting, row: SeenMeeting,
+                  believable_until: dt.datetime | None) -> bool:
     """Older than the snapshot, or the same version. Modified_Time has one-second resolution,
     so two edits within one second share it: equal stamps count as seen only when what we act
-    on is equal too."""
+    on is equal too. A snapshot stamp past the server's clock proves nothing: compare content."""
+    same = (row.start, row.status, row.booking_id) == (snap.start, snap.status, snap.booking_id)
+    if believable_until is not None and snap.modified > believable_until:
+        return same
     if row.modified != snap.modified:
         return row.modified < snap.modified
-    return (row.start, row.status, row.booking_id) == (snap.start, snap.status, snap.booking_id)
+    return same
 
 
 def _fresh(record: MeetingRecord, settings: PlannerSettings) -> bool:

@@ -1,7 +1,9 @@
 """When an action runs again: backoff after a transient failure, and ``retry`` by an operator.
 
-A transient failure (Zoho unreachable, 429, 5xx) waits ``BACKOFF_BASE_SECONDS`` before its second
-try, doubling per attempt up to ``max_backoff_seconds``. A refusal is not retried on its own: it
+A transient failure (Zoho unreachable, 429, 5xx, an unreadable reply) is tried again at the next
+cycle — so a ``--run-once`` right after it retries it — and, if it fails again, after
+``BACKOFF_BASE_SECONDS``, doubling per attempt up to ``max_backoff_seconds``. It is never
+recorded as a failure. A refusal is not retried on its own: it
 stays a recorded failure until the meeting changes again or an operator re-queues it with
 ``bookings-sync retry`` — which also releases actions held by a guard or waiting out a backoff.
 """
@@ -15,13 +17,16 @@ from bookings_sync.store import SnapshotStore
 
 from .model import Action, Failure, SeenMeeting
 
-# First retry of a transient failure waits this long; doubles per attempt up to the cap.
+# The wait after the second transient failure in a row; doubles per attempt up to the cap.
 BACKOFF_BASE_SECONDS = 30.0
 
 
 def backoff_seconds(attempts: int, *, cap: float, base: float = BACKOFF_BASE_SECONDS) -> float:
-    """Delay before attempt ``attempts + 1`` of a transient failure: base·2^(n-1), capped."""
-    return min(cap, base * (2 ** max(0, attempts - 1)))
+    """Delay before attempt ``attempts + 1`` of a transient failure: none after the first
+    (the next cycle tries again), then base·2^(n-2), capped."""
+    if attempts <= 1:
+        return 0.0
+    return min(cap, base * (2 ** (attempts - 2)))
 
 
 def after_transient_failure(action: Action, error: str, now: dt.datetime, *,

@@ -15,17 +15,21 @@ import threading
 
 import pytz
 
-from . import faults, server, wire
+from . import faults, scopes, server, wire
+from . import fields as field_meta
+from .bookings_surface import BookingsSurface
 from .catcher import Catcher
-from .clock import RealClock
-from .world import World, second
+from .clock import RealClock, second
+from .world import PEOPLE, World
 
 SEED_ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Calcutta",
               "Australia/Sydney", "UTC", "America/Los_Angeles"]
 
 
-class Sandbox:
-    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``."""
+class Sandbox(BookingsSurface):
+    """The sandbox and its control surface. ``on_page(endpoint, query)``: see ``server.py``.
+    The Bookings catalog, integration and wire switches, and the call counter come from
+    :class:`~.bookings_surface.BookingsSurface`."""
 
     def __init__(self, *, crm_time_zone: str = "UTC", token_ttl: float = 3600,
                  booking_id_field: str = "BookingId", status_field: str = "Meeting_Status",
@@ -33,16 +37,33 @@ class Sandbox:
                  client_secret: str = "sandbox-client-secret-0123456789abcdef",
                  refresh_token: str = "1000.sandbox-refresh-token.0123456789abcdef",
                  bookings_daily_limit: int | None = None, workspace_time_zone: str = "UTC",
-                 host: str = "127.0.0.1", port: int = 0):
+                 integration_meetings_for_api_bookings: bool = True,
+                 integration_delay_seconds: float = 0.0,
+                 host: str = "127.0.0.1", port: int = 0,
+                 data_center: str = "com", extra_event_fields: dict | None = None,
+                 if_modified_since: str = "strict", bookings_scope_refusal: str = "json"):
+        """``extra_event_fields``: custom Meetings fields, api name → data_type ("boolean",
+        "text", …). ``if_modified_since``: "strict" | "inclusive" (see crm.py).
+        ``bookings_scope_refusal``: "json" | "html" (see scopes.py). ``data_center``: the one
+        this sandbox's Accounts is (grant codes from another are refused)."""
         pytz.timezone(crm_time_zone)   # fail early on a typo
+        for name, data_type in (extra_event_fields or {}).items():
+            if data_type not in field_meta.TYPES:
+                raise ValueError(f"extra_event_fields[{name!r}]: unknown data_type "
+                                 f"{data_type!r} ({', '.join(sorted(field_meta.TYPES))})")
         self.clock = clock or RealClock()
         self.crm_time_zone = crm_time_zone
         self.world = World(self.clock, booking_id_field=booking_id_field,
                            status_field=status_field, client_id=client_id,
                            client_secret=client_secret, refresh_token=refresh_token,
-                           token_ttl=token_ttl, workspace_time_zone=workspace_time_zone)
+                           token_ttl=token_ttl, workspace_time_zone=workspace_time_zone,
+                           data_center=data_center, extra_event_fields=extra_event_fields)
+        self.bookings_scope_refusal = "json"
+        self.set_bookings_scope_refusal(bookings_scope_refusal)
+        self.set_if_modified_since(if_modified_since)
         self.bookings_daily_limit = bookings_daily_limit
-        self._bookings_day: tuple[dt.date, int] | None = None
+        self.set_integration(meetings_for_api_bookings=integration_meetings_for_api_bookings,
+                             delay_seconds=integration_delay_seconds)
         self.calls: collections.Counter = collections.Counter()
         self.request_log: list[dict] = []
         self.on_page = None
@@ -114,8 +135,10 @@ state_dir = "{state_dir}"
 
     def book(self, start: dt.datetime, time_zone: str = "UTC", duration_minutes: int = 30,
              staff_id: str = "staff-1", customer_time_zone: str | None = None,
-             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str, str]:
-        """An appointment booked in Bookings, and its meeting created by the integration."""
+             service_id: str = "svc-1", customer: dict | None = None) -> tuple[str | None, str]:
+        """An appointment booked in Bookings itself (no checks; unknown staff or service ids
+        join the catalog), and its meeting created by the integration — ``None`` for the
+        meeting while an integration delay is pending."""
         pytz.timezone(time_zone)
         with self.world.lock:
             return self.world.book(start=start, time_zone=time_zone,
@@ -151,11 +174,7 @@ state_dir = "{state_dir}"
 
     def crm_edit(self, meeting_id: str, **fields) -> None:
         """A CRM user edits fields (datetimes as aware datetimes). Bookings is not told."""
-        for key, value in fields.items():
-            if isinstance(value, dt.datetime):
-                if value.tzinfo is None:
-                    raise ValueError(f"{key}: aware datetime needed")
-                fields[key] = value.astimezone(dt.timezone.utc).replace(microsecond=0)
+        fields = _utc_seconds(fields)
         with self.world.lock:
             self.world.touch(meeting_id, **fields)
 
@@ -231,8 +250,10 @@ state_dir = "{state_dir}"
         with self.world.lock:
             return copy.deepcopy(self.world.appointments[booking_id])
 
-    def meeting_for_booking(self, booking_id: str) -> str:
+    def meeting_for_booking(self, booking_id: str) -> str | None:
+        """None while the integration has not (yet) made a meeting for the booking."""
         with self.world.lock:
+            self.world.deliver_due_meetings()
             return self.world.appointments[booking_id]["meeting_id"]
 
     def set_crm_time_zone(self, name: str) -> None:
@@ -241,6 +262,53 @@ state_dir = "{state_dir}"
 
     def set_bookings_daily_limit(self, limit: int | None) -> None:
         self.bookings_daily_limit = limit
+
+    def set_if_modified_since(self, mode: str) -> None:
+        """"strict": records modified after the instant; "inclusive": at or after it."""
+        if mode not in ("strict", "inclusive"):
+            raise ValueError(f"if_modified_since {mode!r}: strict | inclusive")
+        with self.world.lock:
+            self.world.if_modified_since_inclusive = mode == "inclusive"
+
+    def set_bookings_scope_refusal(self, shape: str) -> None:
+        if shape not in scopes.REFUSAL_SHAPES:
+            raise ValueError(f"bookings_scope_refusal {shape!r}: json | html")
+        self.bookings_scope_refusal = shape
+
+    # -- CRM users' records: contacts, leads, meetings made in CRM ----------------------------
+
+    def crm_create_contact(self, **fields) -> str:
+        """A contact as a CRM user creates it (Last_Name mandatory; First_Name, Email, Phone …)."""
+        with self.world.lock:
+            return self.world.new_person("Contacts", fields)
+
+    def crm_create_lead(self, **fields) -> str:
+        with self.world.lock:
+            return self.world.new_person("Leads", fields)
+
+    def crm_create_meeting(self, **fields) -> str:
+        """A meeting made in CRM (no booking behind it): ``Start_DateTime`` (aware datetime),
+        ``End_DateTime`` (default +30 min), ``Who_Id`` (a contact id), ``What_Id`` with
+        ``$se_module`` (e.g. a lead id and "Leads"), and any other field, custom ones included
+        (e.g. ``Book_In_Bookings=True, Bookings_Service="svc-1"``)."""
+        start = fields.get("Start_DateTime")
+        if not isinstance(start, dt.datetime):
+            raise ValueError("Start_DateTime (an aware datetime) is needed")
+        fields.setdefault("End_DateTime", start + dt.timedelta(minutes=30))
+        fields = _utc_seconds(fields)
+        with self.world.lock:
+            if fields.get("Who_Id") is not None:
+                fields["Who_Id"] = self.world.lookup("Contacts", _lookup_id(fields["Who_Id"]))
+            if fields.get("What_Id") is not None:
+                module = fields.get("$se_module")
+                if module not in PEOPLE:
+                    raise ValueError(f"$se_module {module!r}: one of {', '.join(PEOPLE)}")
+                fields["What_Id"] = self.world.lookup(module, _lookup_id(fields["What_Id"]))
+            return self.world.new_meeting(fields)
+
+    def crm_record(self, module: str, record_id: str) -> dict:
+        with self.world.lock:
+            return copy.deepcopy(self.world.records[module][record_id])
 
     # -- faults, tokens, counters ----------------------------------------------------------
 
@@ -273,6 +341,33 @@ state_dir = "{state_dir}"
         with self.world.lock:
             self.world.tokens.clear()
 
+    # -- the Self Client flow ------------------------------------------------------------------
+
+    def issue_grant_code(self, scopes_wanted, minutes: float = 3,
+                         data_center: str | None = None) -> str:
+        """A code as the API console's "Generate Code" makes it: for ``scopes_wanted`` (a list
+        or "a,b"), good once within ``minutes`` (sandbox clock), in ``data_center`` (default:
+        this sandbox's own; another one makes the exchange fail with invalid_code)."""
+        granted = scopes.parse(scopes_wanted)
+        if not 0 < minutes <= 10:
+            raise ValueError("minutes: the API console offers 3 to 10")
+        with self.world.lock:
+            return self.world.issue_grant_code(granted, minutes,
+                                               data_center or self.world.data_center)
+
+    def credentials_with(self, scopes_wanted) -> dict:
+        """Like :attr:`credentials`, with a new refresh token that carries only these scopes."""
+        granted = scopes.parse(scopes_wanted)
+        with self.world.lock:
+            refresh = self.world.new_refresh_token(granted)
+        return {**self.credentials, "refresh_token": refresh}
+
+    def set_api_domain(self, url: str | None) -> None:
+        """Token replies name ``url`` as ``api_domain`` (e.g. "https://www.zohoapis.eu", an
+        account in another data center); None restores the sandbox's own URL."""
+        with self.world.lock:
+            self.world.api_domain = url
+
     def reset_counters(self) -> None:
         with self._log_lock:
             self.calls.clear()
@@ -283,17 +378,18 @@ state_dir = "{state_dir}"
             self.calls[name] += 1
             self.request_log.append(entry)
 
-    def _bookings_budget(self) -> bool:
-        if self.bookings_daily_limit is None:
-            return True
-        # Zoho counts the day in the org's time zone: the workspace zone here.
-        zone = pytz.timezone(self.world.workspace_time_zone)
-        today = self.clock.now().astimezone(zone).date()
-        day, used = self._bookings_day or (today, 0)
-        if day != today:
-            used = 0
-        if used >= self.bookings_daily_limit:
-            self._bookings_day = (today, used)
-            return False
-        self._bookings_day = (today, used + 1)
-        return True
+
+
+def _utc_seconds(fields: dict) -> dict:
+    """Datetime values as CRM stores them: aware, UTC, whole seconds (naive ones refused)."""
+    out = dict(fields)
+    for key, value in fields.items():
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{key}: aware datetime needed")
+            out[key] = value.astimezone(dt.timezone.utc).replace(microsecond=0)
+    return out
+
+
+def _lookup_id(value) -> str:
+    return str(value["id"] if isinstance(value, dict) else value)

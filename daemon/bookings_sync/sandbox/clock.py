@@ -56,6 +56,11 @@ class FrozenClock:
             self._now += dt.timedelta(seconds=seconds)
 
 
+def second(when: dt.datetime) -> dt.datetime:
+    """CRM timestamps (and Bookings' ``booked_on``) have one-second resolution."""
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
     """Poll ``predicate`` in real time until it holds or ``timeout`` passes; its last answer.
     For programs that drive the sandbox from outside (demo, tests, soak)."""

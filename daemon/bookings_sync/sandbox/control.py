@@ -30,6 +30,21 @@ Verbs (body keys):
         character); unmasked by design; "clear": true empties it after reading
     expire_tokens · calls → {endpoint: n} · request_log → [entry, ...] · reset_counters
     clock (set, advance) → {"now"}   ({} just reads it; a real clock keeps ticking from a set)
+  Bookings catalog and switches (see bookings_surface.py):
+    add_workspace (workspace_id, name, time_zone, hours, currency, time_format, slot_minutes)
+    add_service (service_id, name, duration_minutes, buffer_minutes, service_type, staff_ids,
+                 let_customer_select_staff, workspace_id, cost)
+    add_staff (staff_id, name, email, service_ids, hours, designation)
+    set_business_hours (hours, staff_id, workspace_id) · catalog → {workspaces, services, staff}
+    set_integration (meetings_for_api_bookings, delay_seconds)
+    set_bookings_wire (fetch_list_key, fetch_needs_data_field, phone_required)
+    bookings_budget → {day, used, limit, left, time_zone}
+    crm_create_contact (fields{...}) · crm_create_lead (fields{...})   → {"id"}
+    crm_create_meeting (fields{Start_DateTime, Who_Id, What_Id, $se_module, ...}) → {"id"}
+    crm_record (module, id)
+    issue_grant_code (scopes, minutes, data_center) → {"code"}
+    credentials_with (scopes) → {client_id, client_secret, refresh_token}
+    set_api_domain (url|null) · set_if_modified_since (mode) · set_bookings_scope_refusal (shape)
 """
 
 from __future__ import annotations
@@ -114,6 +129,32 @@ def handle(sandbox, request):
         "request_log": lambda: list(sb.request_log),
         "reset_counters": sb.reset_counters,
         "clock": lambda: _clock(sb, body),
+        "add_workspace": lambda: sb.add_workspace(body["workspace_id"], body["name"],
+                                                  **_options(body, "workspace_id", "name")),
+        "add_service": lambda: sb.add_service(body["service_id"], body["name"],
+                                              int(body["duration_minutes"]),
+                                              **_options(body, "service_id", "name",
+                                                         "duration_minutes")),
+        "add_staff": lambda: sb.add_staff(body["staff_id"], body["name"], body["email"],
+                                          **_options(body, "staff_id", "name", "email")),
+        "set_business_hours": lambda: sb.set_business_hours(
+            body.get("hours"), staff_id=body.get("staff_id"),
+            workspace_id=body.get("workspace_id", "ws-1")),
+        "catalog": sb.catalog,
+        "set_integration": lambda: sb.set_integration(**_options(body)),
+        "set_bookings_wire": lambda: sb.set_bookings_wire(**_options(body)),
+        "bookings_budget": sb.bookings_budget,
+        "crm_create_contact": lambda: {"id": sb.crm_create_contact(**(body.get("fields") or {}))},
+        "crm_create_lead": lambda: {"id": sb.crm_create_lead(**(body.get("fields") or {}))},
+        "crm_create_meeting": lambda: {"id": sb.crm_create_meeting(
+            **_edit_fields(body.get("fields") or {}))},
+        "crm_record": lambda: sb.crm_record(body["module"], body["id"]),
+        "issue_grant_code": lambda: {"code": sb.issue_grant_code(
+            body["scopes"], float(body.get("minutes", 3)), body.get("data_center"))},
+        "credentials_with": lambda: sb.credentials_with(body["scopes"]),
+        "set_api_domain": lambda: sb.set_api_domain(body.get("url")),
+        "set_if_modified_since": lambda: sb.set_if_modified_since(body["mode"]),
+        "set_bookings_scope_refusal": lambda: sb.set_bookings_scope_refusal(body["shape"]),
     }
     action = actions.get(verb)
     if action is None:
@@ -139,6 +180,12 @@ def _catcher(sb, clear: bool) -> dict:
     return {"url": catcher.url,
             "requests": [dict(r, headers=[list(h) for h in r["headers"]],
                               body=r["body"].decode("latin-1")) for r in requests]}
+
+
+def _options(body: dict, *positional: str) -> dict:
+    """The body's keys other than the positional ones, as keyword arguments (an unknown one
+    is a TypeError, hence a 400 naming it)."""
+    return {k: v for k, v in body.items() if k not in positional}
 
 
 def _clock(sb, body: dict) -> dict:

@@ -1,12 +1,24 @@
-"""Zoho CRM ``/crm/v2`` … ``/crm/v8`` for the Meetings module (``Events``).
+"""Zoho CRM ``/crm/v2`` … ``/crm/v8``: records of Events (Meetings), Contacts and Leads, and the
+metadata calls (``metadata.py``).
 
 Follows shared/zoho-api.md and Zoho's OpenAPI (record.json, fields.json, cancel_meetings.json):
 ``fields`` mandatory from v3 (REQUIRED_PARAM_MISSING), ``sort_by`` id | Created_Time |
 Modified_Time with id as tie-breaker, ``page`` × ``per_page`` ≤ 2,000 (else
-DISCRETE_PAGINATION_LIMIT_EXCEEDED) and ``page_token`` beyond, ``If-Modified-Since`` (ISO 8601
-with offset) keeping records modified strictly after it, 204 with an empty body when nothing
-matches, the full ``info`` object. Datetimes are rendered with the CRM user's offset. Errors
-carry code, details, message and status, with messages from the spec's enum where it has one.
+DISCRETE_PAGINATION_LIMIT_EXCEEDED, "You can only get the first 2000 records without using
+page_token param", the message Zoho's v8 get-records page gives) and ``page_token`` beyond,
+``If-Modified-Since`` (ISO 8601 with offset), 204 with an empty body when nothing matches, the
+full ``info`` object. Datetimes are rendered with the CRM user's offset. Errors carry code,
+details, message and status, with messages from the spec's enum where it has one. Every call is
+checked against the token's scopes first (``scopes.py``: 401 OAUTH_SCOPE_MISMATCH).
+
+``If-Modified-Since`` keeps records modified strictly after the instant by default. Zoho's pages
+say only "recently modified records" (get-records, get-deleted-records); Airbyte's connector
+assumes Zoho filters inclusively and adds a second. Nothing in Zoho's docs settles it, so both
+are offered: ``Sandbox(if_modified_since="inclusive")`` keeps records modified at or after it,
+in every module's list and in the deleted lists.
+
+Contacts and Leads support list, get, deleted and DELETE; PUT and the cancel action are Events
+only. Any other module name → 400 INVALID_MODULE.
 """
 
 from __future__ import annotations
@@ -15,36 +27,45 @@ import datetime as dt
 import re
 import secrets
 
-from . import wire
-from .messages import Reply
+from . import metadata, scopes, wire
+from .messages import Reply, crm_error
 
 _PATH = re.compile(r"^/crm/v(\d+)/(.*)$")
 MAX_OFFSET = 2000
 MAX_TOKEN_RECORDS = 100_000
 SORTABLE = ("id", "Created_Time", "Modified_Time")
-
-
-def error(status: int, code: str, message: str, details: dict | None = None, headers=None):
-    return Reply(status, {"code": code, "details": details or {}, "message": message,
-                          "status": "error"}, headers=headers)
+error = crm_error
+_KINDS_ONE = {"GET": "list", "PUT": "update", "DELETE": "delete", "POST": "insert"}
+_KINDS_BY_ID = {"GET": "get", "DELETE": "delete", "PUT": "update"}
 
 
 def endpoint_name(method: str, path: str) -> str:
+    """Events keep their short names (``crm.list``, ``crm.get`` …); Contacts and Leads get
+    ``crm.contacts.list`` …; metadata ``crm.fields``, ``crm.modules``, ``crm.module``,
+    ``crm.org``, ``crm.users``."""
     match = _PATH.match(path)
-    rest = match.group(2).strip("/") if match else ""
-    parts = rest.split("/")
-    if rest.startswith("settings/fields"):
+    parts = (match.group(2).strip("/") if match else "").split("/")
+    if parts[:2] == ["settings", "fields"]:
         return "crm.fields"
+    if parts[:2] == ["settings", "modules"]:
+        return "crm.modules" if len(parts) == 2 else "crm.module"
+    if parts[0] in ("org", "users"):
+        return "crm." + parts[0]
+    if parts[0] == "Events":
+        prefix = "crm."
+    elif parts[0] in ("Contacts", "Leads"):
+        prefix = f"crm.{parts[0].lower()}."
+    else:
+        return "crm.other"
     if len(parts) == 1:
-        return {"GET": "crm.list", "PUT": "crm.update", "DELETE": "crm.delete",
-                "POST": "crm.insert"}.get(method, "crm.other")
+        return prefix + _KINDS_ONE.get(method, "other")
     if parts[1] == "deleted":
-        return "crm.deleted"
-    if len(parts) == 4 and parts[2] == "actions" and parts[3] == "cancel":
-        return "crm.cancel"
+        return prefix + "deleted"
+    if len(parts) == 4 and parts[2:] == ["actions", "cancel"]:
+        return prefix + "cancel"
     if len(parts) == 2:
-        return {"GET": "crm.get", "DELETE": "crm.delete", "PUT": "crm.update"}.get(method, "crm.other")
-    return "crm.other"
+        return prefix + _KINDS_BY_ID.get(method, "other")
+    return prefix + "other"
 
 
 def handle(sandbox, request):
@@ -60,41 +81,44 @@ def handle(sandbox, request):
             return error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
         if not world.token_valid(request.token):
             return error(401, "INVALID_TOKEN", "invalid oauth token")
-        if parts[:2] == ["settings", "fields"]:
-            # fields.json RRootResponse: MandatoryParamError (details.param_name) when the
-            # module is missing, InvalidParamError (details.api_name) when it is unknown.
-            if not request.query.get("module"):
-                return error(400, "REQUIRED_PARAM_MISSING",
-                             "One of the expected parameter is missing", {"param_name": "module"})
-            if request.query.get("module") != "Events":
-                return error(400, "INVALID_MODULE", "The module name given seems to be invalid",
-                             {"api_name": "module"})
-            return _json(200, {"fields": wire.field_list(world.booking_id_field,
-                                                         world.status_field)})
-        if parts[0] != "Events":
+        if not scopes.grants(world.scopes_of(request.token),
+                             *scopes.crm_need(request.method, parts)):
+            return scopes.crm_refusal()
+        if parts[0] in ("settings", "org", "users"):
+            reply = metadata.handle(sandbox, request, parts)
+            return reply or error(404, "INVALID_URL_PATTERN",
+                                  "Please check if the URL trying to access is a correct one")
+        module = parts[0]
+        if module not in world.records:
             return error(400, "INVALID_MODULE", "The module name given seems to be invalid")
-        method = request.method
-        if len(parts) == 1 and method == "GET":
-            return _list(sandbox, request, version)
-        if len(parts) == 1 and method == "PUT":
-            return _update(sandbox, request)
-        if len(parts) == 1 and method == "DELETE":
-            return _delete(world, (request.query.get("ids") or "").split(","))
-        if parts[1:] == ["deleted"] and method == "GET":
-            return _deleted(sandbox, request)
-        if len(parts) == 2 and method == "GET":
-            record = world.meetings.get(parts[1])
-            if record is None:
-                return error(400, "INVALID_DATA", "the id given seems to be invalid",
-                             {"id": parts[1]})
-            fields = _fields(request.query.get("fields"))
-            return _json(200, {"data": [wire.render_meeting(record, fields, sandbox.crm_time_zone)]})
-        if len(parts) == 2 and method == "DELETE":
-            return _delete(world, [parts[1]])
-        if len(parts) == 4 and parts[2:] == ["actions", "cancel"] and method == "POST":
-            return _cancel(sandbox, request, parts[1])
-    return error(404, "INVALID_URL_PATTERN",
-                 "Please check if the URL trying to access is a correct one")
+        reply = _records(sandbox, request, version, module, parts)
+    return reply or error(404, "INVALID_URL_PATTERN",
+                          "Please check if the URL trying to access is a correct one")
+
+
+def _records(sandbox, request, version: int, module: str, parts: list[str]):
+    world, method = sandbox.world, request.method
+    events = module == "Events"
+    if len(parts) == 1 and method == "GET":
+        return _list(sandbox, request, version, module)
+    if len(parts) == 1 and method == "PUT" and events:
+        return _update(sandbox, request)
+    if len(parts) == 1 and method == "DELETE":
+        return _delete(world, (request.query.get("ids") or "").split(","), module)
+    if parts[1:] == ["deleted"] and method == "GET":
+        return _deleted(sandbox, request, module)
+    if len(parts) == 2 and method == "GET":
+        record = world.records[module].get(parts[1])
+        if record is None:
+            return error(400, "INVALID_DATA", "the id given seems to be invalid",
+                         {"id": parts[1]})
+        fields = _fields(request.query.get("fields"))
+        return _json(200, {"data": [wire.render_record(record, fields, sandbox.crm_time_zone)]})
+    if len(parts) == 2 and method == "DELETE":
+        return _delete(world, [parts[1]], module)
+    if len(parts) == 4 and parts[2:] == ["actions", "cancel"] and method == "POST" and events:
+        return _cancel(sandbox, request, parts[1])
+    return None
 
 
 def _json(status: int, body):
@@ -147,7 +171,7 @@ def _window(sandbox, request, key: tuple, rows_for):
     else:
         if page * per_page > MAX_OFFSET:
             return error(400, "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-                         "cannot fetch more than 2000 records, use page_token",
+                         "You can only get the first 2000 records without using page_token param",
                          {"limit": MAX_OFFSET})
         offset = (page - 1) * per_page
     rows = rows_for()
@@ -168,7 +192,7 @@ def _window(sandbox, request, key: tuple, rows_for):
     return chunk, info
 
 
-def _list(sandbox, request, version: int):
+def _list(sandbox, request, version: int, module: str):
     world = sandbox.world
     fields = _fields(request.query.get("fields"))
     if version >= 3 and not fields:
@@ -184,20 +208,20 @@ def _list(sandbox, request, version: int):
     since, bad = _since(request)
     if bad:
         return bad
-    key = ("list", sort_by, sort_order, since, tuple(fields or ()))
+    key = ("list", module, sort_by, sort_order, since, tuple(fields or ()))
     result = _window(sandbox, request, key,
-                     lambda: world.modified_after(since, sort_by, sort_order == "desc"))
+                     lambda: world.modified_after(since, sort_by, sort_order == "desc", module))
     if result is None:
         return _json(204, None)
     if not isinstance(result, tuple):
         return result
     chunk, info = result
     info.update(sort_by=sort_by, sort_order=sort_order)
-    data = [wire.render_meeting(r, fields, sandbox.crm_time_zone) for r in chunk]
+    data = [wire.render_record(r, fields, sandbox.crm_time_zone) for r in chunk]
     return _json(200, {"data": data, "info": info})
 
 
-def _deleted(sandbox, request):
+def _deleted(sandbox, request, module: str):
     world = sandbox.world
     kind = request.query.get("type", "all")
     if kind not in ("all", "recycle", "permanent"):
@@ -207,11 +231,11 @@ def _deleted(sandbox, request):
         return bad
 
     def rows():
-        items = [d for d in world.deleted if (since is None or d["deleted_time"] > since)
+        items = [d for d in world.deleted_in[module] if world.passes_if_modified_since(d["deleted_time"], since)
                  and (kind == "all" or d["type"] == kind)]
         return sorted(items, key=lambda d: (d["deleted_time"], int(d["id"])), reverse=True)
 
-    result = _window(sandbox, request, ("deleted", kind, since), rows)
+    result = _window(sandbox, request, ("deleted", module, kind, since), rows)
     if result is None:
         return _json(204, None)
     if not isinstance(result, tuple):
@@ -303,15 +327,15 @@ def _cancel(sandbox, request, meeting_id: str):
                                  "status": "success"}]})
 
 
-def _delete(world, ids: list[str]):
+def _delete(world, ids: list[str], module: str):
     results = []
-    for meeting_id in [i for i in ids if i]:
-        if meeting_id in world.meetings:
-            world.delete_meeting(meeting_id)
-            results.append({"code": "SUCCESS", "details": {"id": meeting_id},
+    for record_id in [i for i in ids if i]:
+        if record_id in world.records[module]:
+            world.delete_record(module, record_id)
+            results.append({"code": "SUCCESS", "details": {"id": record_id},
                             "message": "record deleted", "status": "success"})
         else:
-            results.append({"code": "INVALID_DATA", "details": {"id": meeting_id},
+            results.append({"code": "INVALID_DATA", "details": {"id": record_id},
                             "message": "the id given seems to be invalid", "status": "error"})
     if not results:
         return error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",

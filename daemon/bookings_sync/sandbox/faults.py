@@ -293,7 +293,7 @@ def _refuse(fault, sandbox, request):
                                      "error_description": message})
     if api == "bookings":
         # Bookings' own refusal builder (package-private): the same shape as a real refusal.
-        reply = bookings._refused(message)
+        reply = bookings.refused(message)
         reply.status = status or 200
         return reply
     return crm.error(status or 401, code or "INVALID_TOKEN", message)
@@ -368,7 +368,7 @@ def _page_endless(fault, sandbox, request):
                  "deleted_time": wire.crm_datetime(now, sandbox.crm_time_zone)} for n in numbers]
     else:
         fields = [f.strip() for f in (request.query.get("fields") or "").split(",") if f.strip()]
-        rows = [wire.render_meeting(_synthetic_meeting(sandbox.world, n, now), fields or None,
+        rows = [wire.render_record(_synthetic_meeting(sandbox.world, n, now), fields or None,
                                     sandbox.crm_time_zone) for n in numbers]
     # A page token like Zoho's (40 hex digits), the same for the same page: deterministic.
     token = hashlib.sha1(f"{fault.path}|{fault.kind}|{page + 1}".encode()).hexdigest()

@@ -1,8 +1,9 @@
 """The request and reply shapes every sandbox handler speaks, apart from the HTTP server.
 
 Handlers (``accounts``, ``crm``, ``bookings``, ``control``) take a :class:`Request` and return a
-:class:`Reply`; ``server`` turns bytes into the one and the other into bytes. Keeping them here
-lets the handlers and the server each import this module without importing one another.
+:class:`Reply` (CRM errors built by :func:`crm_error`); ``server`` turns bytes into the one and
+the other into bytes. Keeping them here lets the handlers and the server each import this module
+without importing one another.
 """
 
 from __future__ import annotations
@@ -47,3 +48,9 @@ class Request:
 
     def param(self, name: str) -> str | None:
         return self.query.get(name, self.form.get(name))
+
+
+def crm_error(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    """A CRM error body: Zoho always sends all four keys (code, details, message, status)."""
+    return Reply(status, {"code": code, "details": details or {}, "message": message,
+                          "status": "error"}, headers=headers)

@@ -1,10 +1,11 @@
 """The sandbox's HTTP layer: one threaded HTTP/1.1 server for Accounts, CRM, Bookings and the
 ``/_sandbox`` control surface, with fault injection and a request log.
 
-Every request is logged (endpoint name, method, path, query, form, JSON body, status, and the
-fault it took, if any) with credentials masked — the log is test evidence and must itself be safe
-to print. A request that takes a fault (``faults.py``: kinds, parameters, replies) gets the
-fault's reply instead of the normal one, or the normal one as the fault changes it.
+Every request is logged (endpoint name, method, path, query, form, JSON body, request headers,
+status, and the fault it took, if any) with credentials masked (an Authorization header keeps
+only its scheme) — the log is test evidence and must itself be safe to print. A request that
+takes a fault (``faults.py``: kinds, parameters, replies) gets the fault's reply instead of the
+normal one, or the normal one as the fault changes it.
 
 ``Sandbox.on_page(endpoint, query)``, when set, runs for every 200 page of ``crm.list`` and
 ``crm.deleted`` once that page is final and before it is sent: a test edits data "between two
@@ -56,6 +57,17 @@ def _multipart(ctype: str, raw: bytes) -> dict:
 
 def _mask(values: dict) -> dict:
     return {k: ("***" if k in MASKED else v) for k, v in values.items()}
+
+
+def _mask_headers(headers) -> dict:
+    """Request headers for the log: credentials keep only their scheme ("Zoho-oauthtoken ***")."""
+    out = {}
+    for key, value in headers.items():
+        if key.lower() in ("authorization", "proxy-authorization", "cookie"):
+            scheme = value.split(" ", 1)[0] if " " in value.strip() else ""
+            value = f"{scheme} ***".strip()
+        out[key] = value
+    return out
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -111,7 +123,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         request = Request(method, url.path, query, form, body, self.headers, endpoint=name)
         entry = {"endpoint": name, "method": method, "path": url.path, "query": _mask(query),
                  "form": _mask(form), "json": _mask(body) if isinstance(body, dict) else body,
-                 "status": None, "at": sandbox.clock.now()}
+                 "headers": _mask_headers(self.headers), "status": None,
+                 "at": sandbox.clock.now()}
         fault = None
         if not url.path.startswith("/_sandbox/"):
             sandbox._record(name, entry)

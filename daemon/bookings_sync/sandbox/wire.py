@@ -4,12 +4,13 @@ Kept apart from the daemon's own ``zoho.timefmt`` on purpose: the sandbox is an 
 implementation of the documents, so one shared bug cannot make both sides agree on something
 Zoho would reject. CRM: ISO 8601 with the CRM user's offset, seconds precision. Bookings:
 ``dd-MMM-yyyy HH:mm:ss`` (English month abbreviations) in the appointment's time zone, and
-``yyyy-MM-dd HH:mm:ss`` for ``customer_booking_start_time``.
+``yyyy-MM-dd HH:mm:ss`` for ``customer_booking_start_time`` (customer's zone) and ``booked_on``
+(as in Zoho's getappointment sample; the appointment's zone is the sandbox's choice). CRM field
+and module metadata: ``fields.py`` and ``metadata.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import email.utils
 import re
@@ -17,22 +18,8 @@ import re
 import pytz
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_BOOKINGS_DAY = re.compile(r"^\d{1,2}-[A-Za-z]{3}-\d{4}")
 _BOOKINGS = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?$")
-
-# Zoho's Meetings field metadata (subset): the SDK types record values from data_type.
-FIELD_TYPES = {
-    "id": ("bigint", "string", "ID"), "Event_Title": ("text", "string", "Title"),
-    "Start_DateTime": ("datetime", "string", "From"), "End_DateTime": ("datetime", "string", "To"),
-    "All_day": ("boolean", "boolean", "All day"), "Location": ("text", "string", "Location"),
-    "Owner": ("ownerlookup", "jsonobject", "Host"), "Created_By": ("ownerlookup", "jsonobject", "Created By"),
-    "Modified_By": ("ownerlookup", "jsonobject", "Modified By"),
-    "Created_Time": ("datetime", "string", "Created Time"),
-    "Modified_Time": ("datetime", "string", "Modified Time"),
-    "Participants": ("multiselectlookup", "jsonarray", "Participants"),
-    "What_Id": ("lookup", "jsonobject", "Related To"), "Who_Id": ("lookup", "jsonobject", "Contact Name"),
-    "Description": ("textarea", "string", "Description"),
-}
-
 
 def crm_datetime(when: dt.datetime, tz_name: str) -> str:
     zone = pytz.timezone(tz_name)
@@ -88,7 +75,16 @@ def parse_bookings_time(text: str, tz_name: str) -> dt.datetime:
 RAW = "$sandbox_raw"
 
 
-def render_meeting(record: dict, fields: list[str] | None, tz_name: str) -> dict:
+def parse_bookings_date(text: str) -> dt.date:
+    """``dd-MMM-yyyy`` (availableslots' ``selected_date``); a trailing time is ignored, as in
+    Zoho's own sample request."""
+    match = _BOOKINGS_DAY.match((text or "").strip())
+    if not match:
+        raise ValueError(f"invalid date format {text!r}, expected dd-MMM-yyyy")
+    return parse_bookings_time(f"{match.group(0)} 00:00:00", "UTC").date()
+
+
+def render_record(record: dict, fields: list[str] | None, tz_name: str) -> dict:
     names = ["id"] + [f for f in (fields or record.keys()) if f not in ("id", RAW)]
     raw = record.get(RAW, {})
     out = {}
@@ -102,82 +98,64 @@ def render_meeting(record: dict, fields: list[str] | None, tz_name: str) -> dict
     return out
 
 
-def render_appointment(appt: dict) -> dict:
+def _local_seconds(when: dt.datetime, tz_name: str) -> str:
+    """``yyyy-MM-dd HH:mm:ss``, wall time in ``tz_name`` (Zoho's ``booked_on`` and
+    ``customer_booking_start_time``)."""
+    zone = pytz.timezone(tz_name)
+    return zone.normalize(when.astimezone(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_appointment(appt: dict, *, more_info: bool = True) -> dict:
+    """The keys of Zoho's getappointment sample, plus ``end_time``, ``iso_start_time``,
+    ``iso_end_time`` and ``notes``, which public clients read. ``more_info=False`` (a
+    fetchappointment without need_customer_more_info) leaves ``customer_more_info`` empty."""
     zone = appt["time_zone"]
     end = appt["start"] + dt.timedelta(minutes=appt["duration"])
-    customer_zone = pytz.timezone(appt["customer_time_zone"])
-    customer_start = customer_zone.normalize(appt["start"].astimezone(customer_zone))
     return {
         "booking_id": appt["booking_id"], "status": appt["status"],
         "start_time": bookings_time(appt["start"], zone), "end_time": bookings_time(end, zone),
         "iso_start_time": crm_datetime(appt["start"], zone),
         "iso_end_time": crm_datetime(end, zone),
         "time_zone": zone, "duration": f"{appt['duration']} mins",
-        "customer_booking_start_time": customer_start.strftime("%Y-%m-%d %H:%M:%S"),
+        "customer_booking_start_time": _local_seconds(appt["start"], appt["customer_time_zone"]),
         "customer_booking_time_zone": appt["customer_time_zone"],
         "staff_id": appt["staff_id"], "staff_name": appt["staff_name"],
         "service_id": appt["service_id"], "service_name": appt["service_name"],
-        "workspace_id": appt["workspace_id"], "customer_name": appt["customer_name"],
-        "customer_email": appt["customer_email"],
+        "workspace_id": appt["workspace_id"], "workspace_name": appt["workspace_name"],
+        "customer_name": appt["customer_name"], "customer_email": appt["customer_email"],
         "customer_contact_no": appt["customer_contact_no"],
-        "booked_on": bookings_time(appt["booked_on"], zone),
+        "customer_more_info": dict(appt["more_info"]) if more_info else {},
+        "booked_on": _local_seconds(appt["booked_on"], zone),
+        "booking_type": "appointment", "cost": f"{appt['cost']:.2f}", "cost_paid": "0.00",
+        "due": f"{appt['cost']:.1f}", "currency": appt["currency"], "notes": appt["notes"],
         "summary_url": f"https://bookings.sandbox.invalid/summary/{appt['booking_id'].lstrip('#')}",
     }
 
 
-def field_list(booking_id_field: str, status_field: str) -> list[dict]:
-    fields = []
-    for seq, (api_name, (data_type, json_type, label)) in enumerate(FIELD_TYPES.items(), start=1):
-        fields.append(_field(api_name, data_type, json_type, label, seq, custom=False,
-                             read_only=api_name in ("id", "Created_Time", "Modified_Time",
-                                                    "Created_By", "Modified_By")))
-    n = len(fields)
-    status = _field(status_field, "picklist", "string", "Meeting Status", n + 1, custom=True)
-    status["pick_list_values"] = [
-        {"display_value": v, "actual_value": v, "sequence_number": i, "id": str(900 + i),
-         "type": "used", "colour_code": None}
-        for i, v in enumerate(["Scheduled", "Cancelled", "Completed", "No Show"], start=1)]
-    fields.append(status)
-    fields.append(_field(booking_id_field, "text", "string", "Booking Id", n + 2, custom=True))
-    return fields
+def render_workspace(workspace: dict) -> dict:
+    return {"id": workspace["id"], "name": workspace["name"]}
 
 
-# The keys fields.json requires of every field object that a plain field leaves at Zoho's
-# defaults (null, empty, or the value Zoho's sample replies show).
-_FIELD_DEFAULTS = {
-    "associated_module": None, "webhook": True, "blueprint_supported": True,
-    "virtual_field": False, "customizable_properties": [], "businesscard_supported": True,
-    "filterable": True, "available_in_user_layout": True, "display_field": False,
-    "pick_list_values_sorted_lexically": False, "sortable": True, "layout_associations": [],
-    "separator": False, "searchable": True, "enable_colour_code": False, "mass_update": True,
-    "created_source": "default", "type": "used", "display_type": -1, "ui_type": 1,
-    "colour_code_enabled_by_system": False, "decimal_place": None, "quick_sequence_number": "0",
-    "email_parser": {"fields_update_supported": False, "record_operations_supported": False},
-    "rollup_summary": None, "refer_from_field": None, "created_time": None,
-    "modified_time": None, "show_type": 7, "category": 0, "multi_module_lookup": None,
-    "sharing_properties": None, "currency": None, "file_upolad_optionlist": [], "lookup": None,
-    "profiles": [], "unique": None, "sub_module": None, "subform": None, "external": None,
-    "formula": None, "convert_mapping": None, "multiselectlookup": None,
-    "multiuserlookup": None, "autonumber": None, "auto_number": None, "pick_list_values": [],
-    "crypt": None, "tooltip": None, "history_tracking": None, "association_details": None,
-    "allowed_modules": [], "additional_column": None, "common.picklist": None,
-    "hipaa_compliance_enabled": False, "hipaa_compliance": None,
-    "_update_existing_records": False, "number_separator": False, "textarea": None,
-    "static_field": False,
-}
-
-
-def _field(api_name, data_type, json_type, label, seq, *, custom, read_only=False) -> dict:
+def render_service(service: dict, workspace: dict) -> dict:
+    """Fetch-services keys (Zoho's page and public clients' samples)."""
     return {
-        **copy.deepcopy(_FIELD_DEFAULTS),
-        "operation_type": {"web_update": not read_only, "api_create": not read_only,
-                           "web_create": not read_only, "api_update": not read_only},
-        "view_type": {"view": True, "edit": not read_only, "quick_create": not read_only,
-                      "create": not read_only},
-        "api_name": api_name, "data_type": data_type, "json_type": json_type,
-        "field_label": label, "display_label": label, "id": str(4876876000000200000 + seq),
-        "custom_field": custom, "length": 255 if data_type in ("text", "picklist") else 0,
-        "read_only": read_only, "field_read_only": read_only, "system_mandatory":
-        api_name in ("Event_Title", "Start_DateTime", "End_DateTime"), "visible": True,
-        "sequence_number": seq, "column_name": api_name.upper(),
+        "id": service["id"], "name": service["name"], "duration": f"{service['duration']} mins",
+        "buffertime": f"{service['buffer']} mins", "service_type": service["service_type"],
+        "assigned_staffs": list(service["staff"]),
+        "let_customer_select_staff": service["let_customer_select_staff"],
+        "assigned_workspace": workspace["id"], "price": service["cost"],
+        "currency": workspace["currency"],
+        "embed_url": f"https://bookings.sandbox.invalid/portal-embed#/{service['id']}",
     }
+
+
+def render_staff(staff: dict, services: list[dict]) -> dict:
+    """Fetch-staff keys; ``services`` are those the staff member is assigned to."""
+    return {
+        "id": staff["id"], "name": staff["name"], "email": staff["email"],
+        "designation": staff["designation"],
+        "assigned_services": [s["id"] for s in services],
+        "assigned_workspaces": sorted({s["workspace_id"] for s in services}),
+        "embed_url": f"https://bookings.sandbox.invalid/portal-embed#/{staff['id']}",
+    }
+

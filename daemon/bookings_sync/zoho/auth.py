@@ -21,10 +21,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from urllib.parse import urlencode
+
 import requests
 import structlog
 
-from .errors import ZohoAuthError, ZohoPayloadError, ZohoUnreachable
+from bookings_sync.logs import redactor
+
+from .errors import ZohoAuthError, ZohoPayloadError, ZohoUnreachable, ZohoUnreadable
+from .transport import send
 
 log = structlog.get_logger("bookings_sync.zoho.auth")
 
@@ -41,8 +46,7 @@ class TokenProvider:
     def __init__(self, session: requests.Session, accounts_url: str, client_id: str,
                  client_secret: str, refresh_token: str, cache_path: Path | None = None,
                  refresh_margin: float = 300.0, clock: Callable[[], float] = time.time,
-                 timeout: tuple[float, float] = (10.0, 30.0),
-                 on_token: Callable[[str], None] | None = None):
+                 timeout: tuple[float, float] = (10.0, 30.0)):
         self._session = session
         self._url = accounts_url.rstrip("/") + "/oauth/v2/token"
         self._client_id = client_id
@@ -52,7 +56,9 @@ class TokenProvider:
         self._margin = refresh_margin
         self._clock = clock
         self._timeout = timeout
-        self._on_token = on_token or (lambda token: None)
+        # Registered before any reply can echo them: every error text and log line masks them.
+        redactor.add(client_secret)
+        redactor.add(refresh_token)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -99,19 +105,21 @@ class TokenProvider:
         form = {"grant_type": "refresh_token", "client_id": self._client_id,
                 "client_secret": self._client_secret, "refresh_token": self._refresh_token}
         self.refreshes += 1
-        try:
-            response = self._session.post(self._url, data=form, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise ZohoUnreachable(f"Zoho Accounts at {self._url} unreachable "
-                                  f"({type(exc).__name__})", code="UNREACHABLE") from None
+        prepared = requests.PreparedRequest()
+        # Secrets in the POST body, never the URL; never a redirect followed (transport.send).
+        prepared.prepare(method="POST", url=self._url, data=urlencode(form),
+                         headers={**self._session.headers,
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+        response = send(self._session, prepared, service="accounts", timeout=self._timeout,
+                        deadline=self._timeout[1])
         if response.status_code >= 500 or response.status_code == 429:
             raise ZohoUnreachable(f"Zoho Accounts answered HTTP {response.status_code}",
                                   status_code=response.status_code)
         try:
             body = response.json()
         except ValueError:
-            raise ZohoPayloadError(f"Zoho Accounts answered HTTP {response.status_code} with "
-                                   f"a non-JSON body", status_code=response.status_code) from None
+            raise ZohoUnreadable(f"Zoho Accounts answered HTTP {response.status_code} with "
+                                 f"a non-JSON body", status_code=response.status_code) from None
         if not isinstance(body, dict):
             raise ZohoPayloadError("Zoho Accounts answered with a non-object JSON body")
         error = body.get("error")
@@ -123,11 +131,11 @@ class TokenProvider:
             self._refused = (self._clock() + self.refusal_cooldown, error)
             raise error
         token = str(body["access_token"])
+        redactor.add(token)     # before anything could log or echo it
         try:
             lifetime = float(body.get("expires_in", 3600))
         except (TypeError, ValueError):
             lifetime = 3600.0
-        self._on_token(token)
         self._token, self._expires_at, self._lifetime = token, self._clock() + lifetime, lifetime
         self._refused = None
         self.api_domain = body.get("api_domain")
@@ -162,7 +170,7 @@ class TokenProvider:
             return False
         if self._clock() >= self._refresh_at(expires_at, lifetime):
             return False
-        self._on_token(token)
+        redactor.add(token)
         self._token, self._expires_at, self._lifetime = token, float(expires_at), float(lifetime)
         return True
 

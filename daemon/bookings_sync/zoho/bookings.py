@@ -8,9 +8,15 @@ three shapes, all handled (public clients disagree on which one Zoho uses):
 :class:`BookingsRefused` with Zoho's own text — except Zoho's per-day API call limit, which
 arrives in the same shape but is no verdict on the appointment: it becomes
 :class:`ZohoUnreachable` (code ``BOOKINGS_CALL_LIMIT``), so the engine retries on a later cycle
-instead of recording a refusal (or reverting the CRM meeting). A reply we cannot read is a
-:class:`ZohoPayloadError` naming the booking and the missing or bad value. Times are
+instead of recording a refusal (or reverting the CRM meeting) — and so is a refusal of the
+token's scope, a :class:`ZohoAuthError` (code ``OAUTH_SCOPE_MISMATCH``): no appointment's fault.
+A reply that is not Bookings' envelope at all (not JSON, no ``response``) is
+:class:`ZohoUnreadable`, worth another try; one whose envelope lacks or garbles a documented
+value is a :class:`ZohoPayloadError` naming the booking and the value. Times are
 ``dd-MMM-yyyy HH:mm:ss`` wall time in the appointment's ``time_zone``.
+
+POST calls go as ``multipart/form-data``, as Zoho documents them (its samples use
+``curl --form``).
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ import datetime as dt
 import json
 import re
 
-from .errors import BookingsRefused, ZohoPayloadError, ZohoUnreachable
+from .errors import (BookingsRefused, ZohoAuthError, ZohoPayloadError, ZohoUnreachable,
+                     ZohoUnreadable)
 from .http import ZohoHttp
 from .timefmt import TimeFormatError, parse_bookings_time, zone
 
 # "API call limit exceeded for the day": Zoho's daily quota, not a business refusal. Kept narrow:
 # "booking limit for the day" (a staff member's quota) is a real refusal.
 _CALL_LIMIT = re.compile(r"\b(api|calls?)\b.{0,30}\blimit", re.I)
+# "invalid oauth scope to access this URL": the token lacks zohobookings.data.CREATE.
+_SCOPE = re.compile(r"\boauth\b.{0,20}\bscope", re.I)
+SCOPE = "zohobookings.data.CREATE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +96,9 @@ class BookingsClient:
         try:
             return Appointment.from_returnvalue(value, booking_id)
         except ZohoPayloadError as exc:
-            # The move itself was accepted: say so, so nobody sends it again blindly.
-            raise ZohoPayloadError(f"rescheduled, but the reply is unreadable: {exc.message}",
-                                   code="rescheduleappointment") from None
+            # The move itself was accepted: a later cycle's read finds it done (in sync).
+            raise ZohoUnreadable(f"rescheduled, but the reply is unreadable: {exc.message}",
+                                 code="rescheduleappointment") from None
 
     def update_status(self, booking_id: str, action: str) -> dict:
         """``action``: one of updateappointment's actions (``engine.model.STATUS_KINDS``)."""
@@ -109,15 +119,15 @@ class BookingsClient:
 
     def _call(self, method: str, verb: str, booking_id: str, *, params=None, data=None) -> dict:
         response = self.http.request("bookings", method, f"{self.base}/{verb}", params=params,
-                                     data=data)
+                                     multipart=data)
         try:
             body = response.json()
         except ValueError:
-            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply is not JSON "
-                                   f"(HTTP {response.status_code})") from None
+            raise ZohoUnreadable(f"Bookings {verb} {booking_id}: reply is not JSON "
+                                 f"(HTTP {response.status_code})") from None
         envelope = body.get("response") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
-            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply has no 'response' object")
+            raise ZohoUnreadable(f"Bookings {verb} {booking_id}: reply has no 'response' object")
         value = envelope.get("returnvalue")
         status = str(envelope.get("status", "")).lower()
         if status != "success":
@@ -125,7 +135,7 @@ class BookingsClient:
                        or (value.get("message") if isinstance(value, dict) else None))
             _refuse(verb, booking_id, message)
         if not isinstance(value, dict):
-            raise ZohoPayloadError(f"Bookings {verb} {booking_id}: reply has no returnvalue")
+            raise ZohoUnreadable(f"Bookings {verb} {booking_id}: reply has no returnvalue")
         if str(value.get("status", "")).lower() == "failure":
             _refuse(verb, booking_id, value.get("message"))
         return value
@@ -135,4 +145,7 @@ def _refuse(verb: str, booking_id: str, message) -> None:
     text = str(message or "request failed")
     if _CALL_LIMIT.search(text):
         raise ZohoUnreachable(f"Bookings {verb} {booking_id}: {text}", code="BOOKINGS_CALL_LIMIT")
+    if _SCOPE.search(text):
+        raise ZohoAuthError(f"Bookings {verb}: {text} (the token needs scope {SCOPE})",
+                            code="OAUTH_SCOPE_MISMATCH")
     raise BookingsRefused(text, code=verb)

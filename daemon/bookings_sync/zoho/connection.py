@@ -46,16 +46,15 @@ class ZohoConnection:
 
 def connect(*, accounts_url: str, api_url: str, client_id: str, client_secret: str,
             refresh_token: str, crm_api_version: str = "v8", timeout: float = 30.0,
-            connect_timeout: float = 10.0, cache_path: Path | None = None,
-            on_token: Callable[[str], None] | None = None, retries: int = 4,
+            connect_timeout: float = 10.0, cache_path: Path | None = None, retries: int = 4,
             backoff_factor: float = 0.5, backoff_max: float = 60.0,
             sleep: Callable[[float], None] = time.sleep) -> ZohoConnection:
     """Clients for one Zoho account. ``cache_path`` shares access tokens across processes
-    (``None``: every process mints its own); ``on_token`` sees each token as it is minted or
-    loaded (the log redactor registers it)."""
+    (``None``: every process mints its own). The client secret, the refresh token and every
+    access token are registered with the log redactor as they become known (``auth``)."""
     session = make_session(retries, backoff_factor, backoff_max)
     tokens = TokenProvider(session, accounts_url, client_id, client_secret, refresh_token,
-                           cache_path=cache_path, on_token=on_token)
+                           cache_path=cache_path, timeout=(connect_timeout, timeout))
     http = ZohoHttp(tokens, session, timeout=(connect_timeout, timeout), sleep=sleep)
     return ZohoConnection(session=session, tokens=tokens, http=http,
                           crm=CrmClient(http, api_url, version=crm_api_version),

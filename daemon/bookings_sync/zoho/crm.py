@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.utils
+import time
 from typing import Iterator, Sequence
 
 import structlog
@@ -42,6 +43,12 @@ from .timefmt import TimeFormatError, format_crm_datetime, parse_crm_datetime
 
 MAX_OFFSET_RECORDS = 2000          # page × per_page reachable without a page_token
 MAX_REWINDS = 5                    # re-reads after a detected shift, per walk
+# One walk never reads more than this: 1,000 pages is 200,000 records, twice Zoho's page_token
+# reach; 600 s is well inside the service's WatchdogSec (15 min).
+MAX_WALK_PAGES = 1000
+MAX_WALK_SECONDS = 600
+# How far past the server's clock (its Date header) a Modified_Time is still believed.
+CLOCK_SKEW_SECONDS = 60
 log = structlog.get_logger("bookings_sync.zoho.crm")
 NO_CONTENT = (204, 304)
 
@@ -142,43 +149,48 @@ class CrmClient:
         """Pages of a list; with ``keyset_field`` (an ascending sort on it), keyset steps and
         rewinds as the module docstring describes."""
         what = url.rsplit("/crm/", 1)[-1]
+        bounds = _WalkBounds(what)
         page, token = 1, None
         offset_steps = rewinds = 0
         # id -> (keyset value as sent, offset_steps when last seen): spots an edit that may
         # have shifted a later offset page.
         seen: dict[str, tuple[str, int]] = {}
         while True:
+            bounds.before_request(since, page, token)
             params = dict(base, **({"page_token": token} if token else {"page": page}))
             reply, info = self._list(url, params, since)
-            data = reply.records
+            records = [r for r in reply.records if isinstance(r, dict)]   # others: adapter's
             rewind_to = None
-            if keyset_field and data:
-                first, last = _stamp(data[0], keyset_field), _stamp(data[-1], keyset_field)
-                for record in data:
-                    value = record.get(keyset_field)
-                    before = seen.get(record.get("id"))
-                    if before and before[0] != value and before[1] < offset_steps:
-                        old = _stamp({"id": record.get("id"), keyset_field: before[0]},
-                                     keyset_field)
+            stamps = [s for s in (_stamp(r, keyset_field) for r in records) if s] \
+                if keyset_field else []
+            for record in records if stamps else ():
+                value = record.get(keyset_field)
+                before = seen.get(record.get("id"))
+                if before and before[0] != value and before[1] < offset_steps:
+                    old = _stamp({keyset_field: before[0]}, keyset_field)
+                    if old is not None:
                         rewind_to = old if rewind_to is None else min(rewind_to, old)
-                    seen[record.get("id")] = (value, offset_steps)
+                seen[record.get("id")] = (value, offset_steps)
             yield reply
             if rewind_to is not None:
                 if rewinds < MAX_REWINDS:
                     rewinds += 1
                     log.info("crm.paging_rewind", path=what, rewinds=rewinds)
                     since, page, token = rewind_to - dt.timedelta(seconds=1), 1, None
+                    bounds.rewound()
                     continue
                 # Edits keep landing mid-walk: finish; the engine's overlap re-read covers it.
                 log.warning("crm.paging_rewinds_exhausted", path=what, rewinds=rewinds)
-            if not data or not info.get("more_records"):
+            if not reply.records or not info.get("more_records"):
                 return
-            if keyset_field and first < last:
+            first, last = (stamps[0], stamps[-1]) if stamps else (None, None)
+            if first is not None and first < last and last <= _trusted_limit(reply):
                 # Keyset step, immune to shifts: restart just before the last second seen.
+                # Never past the server's clock: a record stamped 2099 must not skip the rest.
                 since = last - dt.timedelta(seconds=1)
                 page, token = 1, None
                 continue
-            offset_steps += 1   # no keyset, or a crowded second: step by offset
+            offset_steps += 1   # no keyset, a crowded second, or stamps we cannot trust
             if token is None and (page + 1) * per_page <= MAX_OFFSET_RECORDS:
                 page += 1
             else:
@@ -186,6 +198,49 @@ class CrmClient:
                 if not token:
                     raise ZohoPayloadError(f"GET {what}: more_records without next_page_token "
                                            f"past {MAX_OFFSET_RECORDS} records")
+                bounds.new_page_token(str(token))
+
+
+class _WalkBounds:
+    """Stops a walk that a lying or broken server would keep going: the same request twice
+    (a page that repeats with ``more_records: true``), a page token handed out twice, more than
+    :data:`MAX_WALK_PAGES` pages or :data:`MAX_WALK_SECONDS` seconds. Each stop is a
+    :class:`ZohoPayloadError` saying why (the cycle then exits 3; nothing is committed)."""
+
+    def __init__(self, what: str):
+        self.what, self.pages, self.started = what, 0, time.monotonic()
+        self.requests: set[tuple] = set()
+        self.tokens: set[str] = set()
+
+    def before_request(self, since, page, token) -> None:
+        self.pages += 1
+        if self.pages > MAX_WALK_PAGES:
+            raise ZohoPayloadError(f"GET {self.what}: still more_records after {MAX_WALK_PAGES} "
+                                   f"pages; stopped (the limit of one walk)")
+        if time.monotonic() - self.started > MAX_WALK_SECONDS:
+            raise ZohoPayloadError(f"GET {self.what}: still more_records after "
+                                   f"{MAX_WALK_SECONDS} s; stopped (the limit of one walk)")
+        key = (since, page, token)
+        if key in self.requests:
+            raise ZohoPayloadError(f"GET {self.what}: the server repeated a page it had already "
+                                   f"sent, with more_records: true; stopped after "
+                                   f"{self.pages - 1} pages")
+        self.requests.add(key)
+
+    def new_page_token(self, token: str) -> None:
+        if token in self.tokens:
+            raise ZohoPayloadError(f"GET {self.what}: the server handed out the same "
+                                   f"next_page_token twice; stopped after {self.pages} pages")
+        self.tokens.add(token)
+
+    def rewound(self) -> None:
+        self.requests.clear()   # a rewind asks again on purpose (at most MAX_REWINDS times)
+
+
+def _trusted_limit(reply: Page) -> dt.datetime:
+    """The latest Modified_Time a walk may step to: the server's clock (else ours) plus skew."""
+    now = reply.server_time or dt.datetime.now(dt.timezone.utc)
+    return now + dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
 
 
 def _server_time(response) -> dt.datetime | None:
@@ -196,11 +251,13 @@ def _server_time(response) -> dt.datetime | None:
     return value if value and value.tzinfo else None
 
 
-def _stamp(record: dict, field: str) -> dt.datetime:
+def _stamp(record: dict, field: str) -> dt.datetime | None:
+    """The record's keyset value, or None when it is unreadable (the engine's adapter reports
+    the record; the walk just does not step by it)."""
     try:
         return parse_crm_datetime(record.get(field))
-    except TimeFormatError as exc:
-        raise ZohoPayloadError(f"CRM record {record.get('id')!r}: {field}: {exc}") from None
+    except (TimeFormatError, OverflowError):
+        return None
 
 
 def _body(response, what: str) -> dict:

@@ -14,6 +14,10 @@ import re
 import pytz
 
 UTC = pytz.utc
+# Instants outside these years are broken records: Zoho was founded in 1996, and no booking is
+# made two centuries ahead. (A Modified_Time in 2099 is plausible here and handled by the engine,
+# which never lets it move a cursor past the server's clock.)
+PLAUSIBLE_YEARS = range(1996, 2200)
 
 # %b depends on the C locale; Zoho always writes English abbreviations, so we do too.
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -35,16 +39,27 @@ def zone(name: str) -> dt.tzinfo:
 
 
 def parse_crm_datetime(text: str) -> dt.datetime:
-    """``2020-02-02T10:00:00+05:30`` → aware UTC datetime. An offset is required."""
+    """``2020-02-02T10:00:00+05:30`` → aware UTC datetime. An offset is required, and the
+    instant must lie in :data:`PLAUSIBLE_YEARS` (a meeting in year 206 or 9999 is a broken
+    record, not a date to act on)."""
     if not isinstance(text, str):
         raise TimeFormatError(f"expected an ISO 8601 datetime string, got {text!r}")
+    if not (text.isascii() and text.isprintable()):
+        raise TimeFormatError(f"not an ISO 8601 datetime (odd characters): {text!r}")
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise TimeFormatError(f"not an ISO 8601 datetime: {text!r}") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise TimeFormatError(f"datetime without a UTC offset: {text!r}")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = value.replace(tzinfo=None)   # year 1 or 9999 near the edge: out of range below
+    if value.year not in PLAUSIBLE_YEARS:
+        raise TimeFormatError(f"{text!r} is outside the years {PLAUSIBLE_YEARS.start}–"
+                              f"{PLAUSIBLE_YEARS.stop - 1}")
+    return value
 
 
 def format_crm_datetime(instant: dt.datetime, tz_name: str = "UTC") -> str:
@@ -81,6 +96,19 @@ def parse_bookings_wall(text: str) -> dt.datetime:
         return dt.datetime(int(year), month, int(day), int(hour), int(minute), int(second or 0))
     except ValueError as exc:
         raise TimeFormatError(f"impossible Bookings time {text!r}: {exc}") from None
+
+
+def wall_time_occurrences(text: str, tz_name: str) -> list[dt.datetime]:
+    """Every instant (aware UTC) at which the wall time ``text`` occurs in ``tz_name``: one
+    usually, two in a DST fall-back hour (earliest first), none in a spring-forward gap."""
+    naive = parse_bookings_wall(text)
+    tz = zone(tz_name)
+    instants = set()
+    for is_dst in (True, False):
+        local = tz.localize(naive, is_dst=is_dst)
+        if tz.normalize(local).replace(tzinfo=None) == naive:   # not shifted out of a gap
+            instants.add(local.astimezone(UTC))
+    return sorted(instants)
 
 
 def parse_bookings_time(text: str, tz_name: str) -> dt.datetime:
