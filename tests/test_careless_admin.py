@@ -70,7 +70,8 @@ NO_HOST = "has no host, got {!r} (e.g. https://accounts.zoho.eu)"
     ("http://", NO_HOST.format("http://")),
     ("https:///x", NO_HOST.format("https:///x")),
     ("http://:80", NO_HOST.format("http://:80")),
-    ("http://zoho.example:99999", "has an invalid port (1 – 65535), got 'http://zoho.example:99999'"),
+    ("http://zoho.example:99999",
+     "has an invalid port (1 – 65535), got 'http://zoho.example:99999'"),
 ])
 def test_urls_need_a_host(tmp_path, url, problem):
     path = config_file(tmp_path)
@@ -174,5 +175,6 @@ def test_sandbox_port_out_of_range_is_a_usage_error(port, problem):
     run = cli("sandbox", "--port", port, timeout=20)
     assert run.code == 2 and "Traceback" not in run.stderr
     assert run.stderr.splitlines()[0].startswith("usage: bookings-sync sandbox")
-    assert run.stderr.splitlines()[-1] == f"bookings-sync sandbox: error: argument --port: {problem}"
+    assert run.stderr.splitlines()[-1] == \
+        f"bookings-sync sandbox: error: argument --port: {problem}"
     assert run.stdout == ""

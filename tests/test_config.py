@@ -34,6 +34,10 @@ state_dir = "{state}"
 """
 
 
+def with_zoho_line(text: str, line: str) -> str:
+    return text.replace('data_center = "eu"', f'data_center = "eu"\n{line}')
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     for name in ("ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "CREDENTIALS_DIRECTORY"):
@@ -92,14 +96,15 @@ def test_secrets_never_show_in_the_config_repr(tmp_path):
     (lambda t: t + 'state_dir = ""\n', r"malformed TOML"),    # a second state_dir line
     (lambda t: t.replace('client_id = "1000.ABC"', 'client_id = "1000.\\u001b[2J"'),
      r"\[zoho\] client_id: contains a control character \(U\+001B at position 6\)"),
-    (lambda t: t + '[crm]\nbooking_id_field = " "\n', r"\[crm\] booking_id_field: must not be empty"),
-    (lambda t: t.replace('data_center = "eu"', 'data_center = "eu"\naccounts_url = "https://h/x?a=1"'),
+    (lambda t: t + '[crm]\nbooking_id_field = " "\n',
+     r"\[crm\] booking_id_field: must not be empty"),
+    (lambda t: with_zoho_line(t, 'accounts_url = "https://h/x?a=1"'),
      r"\[zoho\] accounts_url: must be a base URL without \?query or #fragment"),
-    (lambda t: t.replace('data_center = "eu"', 'data_center = "eu"\napi_url = "https://zoho example"'),
+    (lambda t: with_zoho_line(t, 'api_url = "https://zoho example"'),
      r"\[zoho\] api_url: must not contain spaces"),
-    (lambda t: t.replace('data_center = "eu"', 'data_center = "eu"\napi_url = "https://u:pw@h"'),
+    (lambda t: with_zoho_line(t, 'api_url = "https://u:pw@h"'),
      r"\[zoho\] api_url: must not hold user:password@"),
-    (lambda t: t.replace('data_center = "eu"', 'data_center = "eu"\napi_url = "http://h:0"'),
+    (lambda t: with_zoho_line(t, 'api_url = "http://h:0"'),
      r"\[zoho\] api_url: has an invalid port"),
     (lambda t: t.replace('client_secret = "s3cret-value"', "client_secret = 12345678"),
      r"\[zoho\] client_secret: expected a string, got int$"),

@@ -1,10 +1,11 @@
 """Read one secret (client secret, refresh token) from a file, as people and editors leave them.
 
 Promises: the file's one value is returned, stripped of surrounding whitespace and of a UTF-8
-byte-order mark; UTF-16/32 text (what Windows editors call "Unicode"), other non-UTF-8 text (Latin-1,
-Windows-1252), an empty file, a file over 64 KiB or one holding more than one word or line is a
-:class:`SecretFileError` with one line that names the file and never quotes its content. The file's
-permission bits come back too, so the caller can warn when other users may read it.
+byte-order mark. UTF-16/32 text (what Windows editors call "Unicode"), other non-UTF-8 text
+(Latin-1, Windows-1252), an empty file, a file over 64 KiB or one holding more than one word or
+line is a :class:`SecretFileError` with one line that names the file and never quotes its
+content. The file's permission bits come back too, so the caller can warn when other users may
+read it.
 :func:`utf8_text` is the same decoding rule, shared with the configuration file.
 
 Zoho's docs say nothing about files; these rules are ours. Zoho's secrets are short ASCII tokens
