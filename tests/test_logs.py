@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from bookings_sync import logs
 from bookings_sync.sandbox import Sandbox
 
 from e2e import NOW, child_env, cli, write_config
@@ -177,3 +178,76 @@ def test_no_credential_in_logs_state_or_errors(busy, tmp_path):
     for secret in secrets:
         for text in texts:
             assert secret not in text
+
+
+# What a hostile or broken Zoho may put in a message: clear screen, bell, a line break, a C1 CSI,
+# DEL, a Unicode line separator and a right-to-left override.
+HOSTILE = "Slot taken\x1b[2J\x07\r\nlevel=error event=forged\x9b31m\x7f\u2028\u202e!"
+HOSTILE_ESCAPED = ("Slot taken\\x1b[2J\\x07\\r\\nlevel=error event=forged\\x9b31m\\x7f\\u2028"
+                   "\\u202e!")
+RAW_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt", "console"])
+def test_control_characters_from_zoho_are_escaped_in_every_format(sb, tmp_path, fmt):
+    meeting_id, _ = sb.book(start=NOW + dt.timedelta(days=4))
+    config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
+    assert run(config).code == 0                                   # the baseline
+    sb.crm_move(meeting_id, NOW + dt.timedelta(days=5))
+    sb.inject("rescheduleappointment", "refuse", message=HOSTILE)
+    result = run(config, "--log-format", fmt)
+    assert result.code == 1                                        # the refusal
+    assert not RAW_CONTROLS.search(result.stderr), repr(result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3            # cycle.start, the action, cycle.end: one line per event
+    assert "cycle.start" in lines[0] and "cycle.end" in lines[2]
+    action = lines[1]
+    if fmt == "json":
+        assert json.loads(action)["reason"].startswith(HOSTILE_ESCAPED)
+    elif fmt == "logfmt":
+        record = parse_logfmt(action)
+        assert record["event"] == "action" and record["reason"].startswith(HOSTILE_ESCAPED)
+    else:   # the console quotes a value with spaces as Python does (repr): backslashes double
+        assert f"reason={HOSTILE_ESCAPED!r}" in action
+
+
+def test_printable_escapes_what_moves_a_terminal_and_keeps_the_rest():
+    assert logs.printable("Zürich → 10:00, tab\there") == "Zürich → 10:00, tab\\there"
+    assert logs.printable("\x00\x1b\x7f\x85\x9f") == "\\x00\\x1b\\x7f\\x85\\x9f"
+    assert logs.printable("a\u2029b\u2066c") == "a\\u2029b\\u2066c"
+    text = "nothing to escape"
+    assert logs.printable(text) is text
+    assert logs.printable(HOSTILE).isprintable()
+
+
+def test_escaping_reaches_keys_nested_values_and_objects():
+    class Shouty:
+        def __str__(self):
+            return "obj\x1b[31m"
+
+    event = logs.escape_controls(None, "info", {
+        "event": "x\ny", "bad key\x07": 1, "nested": {"k\r": ["\x1b", ("\x07",)]},
+        "object": Shouty(), "number": 3, "none": None})
+    assert event == {"event": "x\\ny", "bad\\x20key\\x07": 1,
+                     "nested": {"k\\r": ["\\x1b", ("\\x07",)]}, "object": "obj\\x1b[31m",
+                     "number": 3, "none": None}
+
+
+def test_a_log_file_that_cannot_be_reopened_keeps_the_open_one(tmp_path):
+    """SIGHUP after the log directory itself was moved away: one line says so, and lines keep
+    going to the file already open rather than nowhere."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    handler = logs.open_log_file(str(folder / "sync.log"))
+    try:
+        folder.rename(tmp_path / "logs.old")
+        problem = handler.reopen()
+        assert problem == (f"cannot reopen log file {folder / 'sync.log'}: No such file or "
+                           f"directory; still writing to the file it had open")
+        handler.stream.write("still here\n")
+        handler.flush()
+        assert (tmp_path / "logs.old" / "sync.log").read_text() == "still here\n"
+        folder.mkdir()                       # the directory is back: reopen works again
+        assert handler.reopen() is None and (folder / "sync.log").exists()
+    finally:
+        handler.close()

@@ -234,7 +234,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_repeats_nothing(sb, config, 
     ('[zoho]\ndata_center = "moon"\nclient_id = "a"\nclient_secret = "x"\nrefresh_token = "y"\n',
      "[zoho] data_center: unknown data center 'moon'"),
     ('[zoho]\nclient_id = "a"\nclient_secret = "x"\nrefresh_token = "y"\n[sync]\ninterval = 0\n',
-     "[sync] interval: must be greater than 0"),
+     "[sync] interval: must be 1 – 86400 seconds, got 0"),
     ('[zoho]\nclient_id = "a"\nclient_secret = "x"\nrefresh_token = "y"\n'
      '[sync]\nstate_dir = "/proc/version/state"\n', "[sync] state_dir:"),
     ('[zoho\nclient_id = "a"\n', "malformed TOML"),

@@ -4,13 +4,21 @@ Exit codes are a contract (scripts act on them), defined once in ``exitcodes``: 
 failed · 1 done, some action failed (a refusal, a held mass-cancel, a record we could not read) ·
 2 configuration error · 3 Zoho unreachable or authentication failed · 4 another bookings-sync
 holds the state directory.
+
+A user's mistake is one line on stderr and exit 2, never a traceback: a bad config key, a
+``--log-file`` that cannot be appended to, a ``$REQUESTS_CA_BUNDLE`` / ``$CURL_CA_BUNDLE`` naming a
+missing file (checked before any request, for the commands that send one), a sandbox ``--port``
+outside 0–65535 (argparse's usage error).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import textwrap
+from pathlib import Path
 
 import structlog
 
@@ -31,6 +39,32 @@ EPILOG = textwrap.dedent("""\
     The config path may also come from $BOOKINGS_SYNC_CONFIG; secrets from $ZOHO_CLIENT_SECRET,
     $ZOHO_REFRESH_TOKEN or systemd credentials. See config/bookings-sync.example.toml.
 """).format(exit_codes="\n".join(f"  {int(code)}  {text}" for code, text in MEANINGS.items()))
+
+
+def _port(text: str) -> int:
+    """argparse type of ``--port``: a TCP port, 0 meaning any free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 – 65535 (0 = any free port), got {port}")
+    return port
+
+
+# The sandbox holds what it seeds in memory; 100,000 is the largest snapshot the bench measures.
+MAX_SEED = 100_000
+
+
+def _seed_count(text: str) -> int:
+    """argparse type of ``--seed``: how many booked meetings to create."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= count <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be 0 – {MAX_SEED}, got {count}")
+    return count
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -69,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "[zoho] block to paste into a config.",
         epilog="example:\n  bookings-sync sandbox --port 8765 --seed 20",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    sandbox.add_argument("--port", type=int, default=8765, help="default: 8765 (0 = any free port)")
+    sandbox.add_argument("--port", type=_port, default=8765,
+                         help="default: 8765 (0 = any free port)")
     sandbox.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    sandbox.add_argument("--seed", type=int, default=0, metavar="COUNT",
-                         help="create COUNT booking-linked meetings with their appointments")
+    sandbox.add_argument("--seed", type=_seed_count, default=0, metavar="COUNT",
+                         help=f"create COUNT (≤ {MAX_SEED}) booking-linked meetings with their "
+                              f"appointments")
     sandbox.add_argument("--grant-code", metavar="SCOPES",
                          help="print a Self Client grant code for SCOPES (comma-separated), "
                               "good once within 3 minutes, to exchange at /oauth/v2/token")
@@ -113,7 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.setup(args.log_format, level=args.log_level, log_file=args.log_file)
+    if args.command is None and not args.run_once:
+        # The daemon: SIGHUP asks it to reload (systemctl reload), and its default action would
+        # kill it while it starts. run_daemon takes the signal over once it can act on it.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        logs.setup(args.log_format, level=args.log_level, log_file=args.log_file)
+    except logs.LogFileError as exc:
+        print(f"bookings-sync: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
     try:
         if args.command == "sandbox":
             from bookings_sync.sandbox.cli import serve_forever_cli
@@ -127,15 +171,42 @@ def main(argv: list[str] | None = None) -> int:
             return ops.retry_command(config.sync.state_dir, args.meeting_ids)
         if args.command == "check":
             from bookings_sync import checks
+            check_ca_bundle()
             return checks.check_command(config_mod.config_path(args.config))
         if args.dry_run and not args.run_once:
             parser.error("--dry-run goes with --run-once")
+        check_ca_bundle()
         return _run(args)
     except config_mod.ConfigError as exc:
         print(f"bookings-sync: configuration error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+
+
+# What zoho.http.make_session trusts for HTTPS, in its order: the first one set wins.
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def check_ca_bundle() -> None:
+    """A CA bundle named in the environment must exist and be readable, or every request would
+    fail later with an error that does not name the variable. A directory of certificates (as
+    for ``c_rehash``) is accepted as requests accepts it."""
+    name = next((name for name in CA_BUNDLE_ENV if os.environ.get(name)), None)
+    if name is None:
+        return
+    path = Path(os.environ[name])
+    where = f"${name}={logs.printable(str(path))}"
+    if path.is_dir():
+        return
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise config_mod.ConfigError(f"{where}: no such file (the CA certificates to trust for "
+                                     f"HTTPS): fix the path or unset {name}") from None
+    except OSError as exc:
+        raise config_mod.ConfigError(f"{where}: cannot read it: {exc.strerror}") from None
 
 
 def _load_for_state(path):

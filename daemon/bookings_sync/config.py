@@ -5,21 +5,35 @@ fixed contract (scripts outside the project write them): new keys may be added, 
 but none is renamed. Every problem becomes one :class:`ConfigError` whose text names the file and
 the key, so the CLI can print one line and exit 2 — never a traceback.
 
+Every numeric key has a range (:data:`RANGES`, each with its reason); ``nan`` and ``inf`` are
+refused. URLs need a host; strings may not hold control characters; ``state_dir`` may not be empty.
+
 Secrets (``client_secret``, ``refresh_token``) come from, in order of precedence: the environment
 (``ZOHO_CLIENT_SECRET``, ``ZOHO_REFRESH_TOKEN``), the TOML value or its ``*_file`` companion
-(never both), or ``$CREDENTIALS_DIRECTORY/<name>`` (systemd ``LoadCredential=``).
+(never both), or ``$CREDENTIALS_DIRECTORY/<name>`` (systemd ``LoadCredential=``). Secret files
+are read by :mod:`bookings_sync.secret_file` (UTF-8, one value). One that other users may read or
+change (``mode & 0o077``) loads, but with a :class:`ConfigWarning` in :attr:`Config.warnings`
+naming the file and the fix (``chmod 600 FILE``): the CLI logs them at start, ``check`` shows
+them. The configuration file itself may start with a UTF-8 byte-order mark (Windows editors).
+
+Zoho's docs are silent on the ranges and on secret-file encodings: they are choices made here,
+each explained where it is defined.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from bookings_sync.engine.model import STATUS_KINDS, OnDelete, OnRefused
+from bookings_sync.secret_file import SecretFileError, read_secret, utf8_text
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 
 CONFIG_ENV = "BOOKINGS_SYNC_CONFIG"
@@ -28,6 +42,58 @@ SECRET_ENV = {"client_secret": "ZOHO_CLIENT_SECRET", "refresh_token": "ZOHO_REFR
 
 class ConfigError(Exception):
     """One line: ``<file>: [section] key: what is wrong``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigWarning:
+    """A setting that works but should be fixed: where, what is wrong, and the fix (a command)."""
+    where: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}; fix: {self.fix}"
+
+
+class Range(NamedTuple):
+    low: float
+    high: float
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.low:g} – {self.high:g}" + (f" {self.unit}" if self.unit else "")
+
+
+# The allowed range of every numeric key, inclusive. Zoho documents none of these; each bound is
+# chosen here for the reason given. config/bookings-sync.example.toml ("Range:" above each key)
+# and README's options table state the same ranges (tests/test_config.py compares them).
+RANGES: dict[tuple[str, str], Range] = {
+    # Modified_Time has one-second resolution: polling faster finds nothing sooner and spends API
+    # credits. Over a day, a timer running --run-once is the better tool.
+    ("sync", "interval"): Range(1, 86_400, "seconds"),
+    # Zoho normally answers within a second or two; below 1 s ordinary latency would fail calls,
+    # above 5 minutes one dead connection holds up a whole cycle (and each retry of it) that long.
+    ("zoho", "timeout"): Range(1, 300, "seconds"),
+    # Covers writes that become visible a moment late and clock skew, which are seconds; an hour
+    # of overlap would re-read an hour of edits on every cycle after a busy one.
+    ("sync", "overlap_seconds"): Range(0, 3_600, "seconds"),
+    # Bookings' integration creates and fills a meeting within seconds; a grace of over an hour
+    # would skip a staff member's real edits to a meeting booked that morning.
+    ("sync", "creation_grace_seconds"): Range(0, 3_600, "seconds"),
+    # At least a day, so yesterday's meetings still compare; ten years bounds the state file.
+    ("sync", "prune_after_days"): Range(1, 3_650, "days"),
+    # Retrying a transient failure less than once a day would look like a lost action.
+    ("sync", "max_backoff_seconds"): Range(1, 86_400, "seconds"),
+    # A share of the tracked upcoming appointments.
+    ("sync", "max_cancel_fraction"): Range(0, 1, ""),
+    # Beyond 100,000 cancels per cycle (more than any Bookings calendar holds) the guard is off
+    # in all but name: write a smaller number, or use --allow-mass-cancel deliberately.
+    ("sync", "max_cancel_floor"): Range(0, 100_000, "cancels"),
+}
+
+# Characters no configuration string may hold (C0, DEL, C1): a path with a NUL byte would be a
+# traceback later, and an ESC would reach the terminal in an error line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +144,8 @@ class Config:
     zoho: ZohoConfig
     crm: CrmConfig
     sync: SyncConfig
+    # Settings that work but should be fixed (a secret file others can read): log them at start.
+    warnings: tuple[ConfigWarning, ...] = ()
 
     @property
     def token_cache_path(self) -> Path:
@@ -104,26 +172,30 @@ def load(path: Path, *, check_state_dir: bool = True, need_secrets: bool = True)
     ``need_secrets=False`` is for commands that call no API (``status``, ``retry``): the
     secrets are then left empty instead of looked up."""
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(utf8_text(data))
+    except ValueError as exc:   # not UTF-8, or TOMLDecodeError
+        problem = str(exc) if isinstance(exc, UnicodeError) else f"malformed TOML: {exc}"
+        raise ConfigError(f"{path}: {problem}") from None
     return _build(path, raw, check_state_dir=check_state_dir, need_secrets=need_secrets)
 
 
 class _Reader:
-    """Typed access to one TOML table, raising errors that name file, section and key."""
+    """Typed access to one TOML table, raising errors that name file, section and key, and
+    collecting warnings."""
 
     def __init__(self, path: Path, section: str, table: Any):
         self.path, self.section = path, section
+        self.warnings: list[ConfigWarning] = []
         if not isinstance(table, dict):
             self.fail(None, f"expected a table [{section}]")
         self.table = table
@@ -132,35 +204,44 @@ class _Reader:
                 known = ", ".join(sorted(_KNOWN_KEYS[section]))
                 self.fail(key, f"unknown key (known keys: {known})")
 
-    def fail(self, key: str | None, message: str):
-        where = f"[{self.section}] {key}" if key else f"[{self.section}]"
-        raise ConfigError(f"{self.path}: {where}: {message}")
+    def where(self, key: str | None) -> str:
+        return f"{self.path}: [{self.section}] {key}" if key else f"{self.path}: [{self.section}]"
 
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def fail(self, key: str | None, message: str):
+        raise ConfigError(f"{self.where(key)}: {message}")
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False,
+               empty: bool = True) -> str | None:
+        """The stripped string; ``required``: the key must be there; ``empty=False``: if there,
+        not blank. The value is never quoted in an error (it may be a secret)."""
         if key not in self.table:
             if required:
                 self.fail(key, "missing (required)")
             return default
         value = self.table[key]
         if not isinstance(value, str):
-            self.fail(key, f"expected a string, got {type(value).__name__} {value!r}")
-        if required and not value.strip():
+            shown = "" if key in SECRET_ENV else f" {value!r}"
+            self.fail(key, f"expected a string, got {type(value).__name__}{shown}")
+        if (required or not empty) and not value.strip():
             self.fail(key, "must not be empty")
+        control = _CONTROL.search(value)
+        if control:
+            self.fail(key, f"contains a control character (U+{ord(control.group()):04X} at "
+                           f"position {control.start() + 1})")
         return value.strip()
 
-    def number(self, key: str, default: float, *, integer: bool = False, minimum: float | None = None,
-               strictly_positive: bool = False, maximum: float | None = None) -> float:
+    def number(self, key: str, default: float, *, integer: bool = False) -> float:
+        """A number within :data:`RANGES`; ``integer``: no fraction allowed."""
+        allowed = RANGES[(self.section, key)]
         value = self.table.get(key, default)
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
             expected = "an integer" if integer else "a number"
             self.fail(key, f"expected {expected}, got {value!r}")
-        if strictly_positive and value <= 0:
-            self.fail(key, f"must be greater than 0, got {value!r}")
-        if minimum is not None and value < minimum:
-            self.fail(key, f"must be at least {minimum}, got {value!r}")
-        if maximum is not None and value > maximum:
-            self.fail(key, f"must be at most {maximum}, got {value!r}")
+        if not math.isfinite(value):
+            self.fail(key, f"must be a finite number ({allowed}), got {value!r}")
+        if not allowed.low <= value <= allowed.high:
+            self.fail(key, f"must be {allowed}, got {value!r}")
         return value
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
@@ -181,20 +262,24 @@ class _Reader:
         if in_toml:
             return self.string(key, required=True)
         if in_file:
-            return self._read_secret_file(file_key, Path(self.string(file_key, required=True)))
+            file = Path(self.string(file_key, required=True))
+            return self._read_secret_file(self.where(file_key), key, file)
         cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         if cred_dir and (Path(cred_dir) / key).is_file():
-            return self._read_secret_file(key, Path(cred_dir) / key)
+            return self._read_secret_file(f"$CREDENTIALS_DIRECTORY/{key}", key,
+                                          Path(cred_dir) / key)
         self.fail(key, f"missing: set {key}, {file_key}, env {SECRET_ENV[key]}, "
                        f"or a systemd credential named {key}")
 
-    def _read_secret_file(self, key: str, file: Path) -> str:
+    def _read_secret_file(self, where: str, key: str, file: Path) -> str:
         try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            self.fail(key, f"cannot read {file}: {exc.strerror}")
-        if not value:
-            self.fail(key, f"{file} is empty")
+            value, mode = read_secret(file, key)
+        except SecretFileError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if mode & 0o077:
+            self.warnings.append(ConfigWarning(
+                where, f"{file} has mode {mode & 0o777:04o}: users other than its owner can "
+                       f"read or change the {key}", f"chmod 600 {file}"))
         return value
 
 
@@ -225,53 +310,77 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
         client_secret=zoho.secret("client_secret") if need_secrets else "",
         refresh_token=zoho.secret("refresh_token") if need_secrets else "",
         accounts_url=accounts_url, api_url=api_url, crm_api_version=version,
-        timeout=zoho.number("timeout", 30.0, strictly_positive=True),
+        timeout=zoho.number("timeout", 30.0),
     )
 
     crm_cfg = CrmConfig(
-        booking_id_field=crm.string("booking_id_field", "BookingId", required=False) or "",
-        status_field=crm.string("status_field", "") or "",
+        booking_id_field=crm.string("booking_id_field", "BookingId", empty=False),
+        status_field=crm.string("status_field", ""),
         status_map=_status_map(crm),
     )
-    if not crm_cfg.booking_id_field:
-        crm.fail("booking_id_field", "must not be empty")
     if crm_cfg.status_map and not crm_cfg.status_field:
         crm.fail("status_map", "needs [crm] status_field, the Meetings field it reads")
 
     defaults = SyncConfig()
-    state_dir = Path(sync.string("state_dir", str(defaults.state_dir))).expanduser()
+    state_dir = Path(sync.string("state_dir", str(defaults.state_dir), empty=False)).expanduser()
     if not state_dir.is_absolute():
         state_dir = (path.parent / state_dir).resolve()
     sync_cfg = SyncConfig(
-        interval=sync.number("interval", defaults.interval, strictly_positive=True),
+        interval=sync.number("interval", defaults.interval),
         state_dir=state_dir,
-        overlap_seconds=sync.number("overlap_seconds", defaults.overlap_seconds, integer=True,
-                                    minimum=0),
+        overlap_seconds=sync.number("overlap_seconds", defaults.overlap_seconds, integer=True),
         creation_grace_seconds=sync.number("creation_grace_seconds",
-                                           defaults.creation_grace_seconds, integer=True, minimum=0),
-        prune_after_days=sync.number("prune_after_days", defaults.prune_after_days, integer=True,
-                                     strictly_positive=True),
+                                           defaults.creation_grace_seconds, integer=True),
+        prune_after_days=sync.number("prune_after_days", defaults.prune_after_days, integer=True),
         max_backoff_seconds=sync.number("max_backoff_seconds", defaults.max_backoff_seconds,
-                                        integer=True, strictly_positive=True),
+                                        integer=True),
         on_delete=OnDelete(sync.choice("on_delete", defaults.on_delete, tuple(OnDelete))),
         on_refused=OnRefused(sync.choice("on_refused", defaults.on_refused, tuple(OnRefused))),
-        max_cancel_fraction=sync.number("max_cancel_fraction", defaults.max_cancel_fraction,
-                                        minimum=0.0, maximum=1.0),
-        max_cancel_floor=sync.number("max_cancel_floor", defaults.max_cancel_floor, integer=True,
-                                     minimum=0),
+        max_cancel_fraction=sync.number("max_cancel_fraction", defaults.max_cancel_fraction),
+        max_cancel_floor=sync.number("max_cancel_floor", defaults.max_cancel_floor, integer=True),
     )
     if check_state_dir:
         _check_state_dir(sync, state_dir)
-    return Config(path=path, zoho=zoho_cfg, crm=crm_cfg, sync=sync_cfg)
+    return Config(path=path, zoho=zoho_cfg, crm=crm_cfg, sync=sync_cfg,
+                  warnings=tuple(zoho.warnings))
 
 
 def _url(reader: _Reader, key: str) -> str | None:
+    """A base URL: http(s), a host, an optional valid port and path — nothing else."""
     value = reader.string(key)
     if value is None:
         return None
     if not value.startswith(("http://", "https://")):
         reader.fail(key, f"must start with http:// or https://, got {value!r}")
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        # A user:password here would be printed in every error that names the URL.
+        reader.fail(key, "must not hold user:password@ (put credentials in secrets, proxies "
+                         "in $HTTPS_PROXY)")
+    try:
+        port = parts.port
+    except ValueError:        # not a number, or over 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        reader.fail(key, f"has an invalid port (1 – 65535), got {value!r}")
+    if not parts.hostname:
+        reader.fail(key, f"has no host, got {value!r} (e.g. https://accounts.zoho.eu)")
+    if any(char.isspace() for char in value):
+        reader.fail(key, f"must not contain spaces, got {value!r}")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        reader.fail(key, f"must be a base URL without ?query or #fragment, got {value!r}")
     return value.rstrip("/")
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """``[section] key`` of each setting that differs between two loads — names only, never
+    values: two of them are secrets."""
+    changed = []
+    for section in ("zoho", "crm", "sync"):
+        before, after = getattr(old, section), getattr(new, section)
+        changed += [f"[{section}] {field.name}" for field in dataclasses.fields(before)
+                    if getattr(before, field.name) != getattr(after, field.name)]
+    return changed
 
 
 def _status_map(reader: _Reader) -> dict[str, str]:

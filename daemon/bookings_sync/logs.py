@@ -6,11 +6,16 @@ structlog and the standard library (APScheduler, urllib3) share one handler thro
 journald's stream (``JOURNAL_STREAM`` names its device and inode, systemd.exec(5)) each line
 starts with the syslog priority (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug) so
 ``journalctl -p warning`` works. ``--log-file`` uses a ``WatchedFileHandler``: the file is
-reopened when logrotate moves it.
+reopened when logrotate moves it, and at once on :func:`reopen_log_file` (the daemon's SIGHUP).
+A log file that cannot be opened is a :class:`LogFileError` with one line, before any logging.
 
-Redaction is the last processor before rendering, as structlog recommends: values under
-secret-looking keys are masked, and every registered secret string (client secret, refresh token,
-each access token as it is minted) is replaced wherever it appears in a value.
+Redaction comes just before rendering, as structlog recommends: values under secret-looking keys
+are masked, and every registered secret string (client secret, refresh token, each access token as
+it is minted) is replaced wherever it appears in a value. After it, :func:`escape_controls`
+passes every key and string value through :func:`printable`, so that text from Zoho (a refusal
+message, a field value) can neither drive a terminal (ESC, BEL, CR) nor split an event into two
+lines, in any format. Backslashes are left as they are: an escaped ``\\x1b`` and a literal one
+look alike, which is acceptable for reading logs and keeps paths and regexes unchanged.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import threading
+from pathlib import Path
 
 import structlog
 
@@ -73,6 +80,113 @@ class Redactor:
 
 redactor = Redactor()
 
+# C0 controls, DEL and C1 controls (ESC, BEL, CR, LF, NEL …), the Unicode line and paragraph
+# separators (str.splitlines and some viewers break lines there) and the bidirectional overrides
+# and isolates (they reorder what a reader sees on the line).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal or a log line: control characters (C0, DEL, C1),
+    line/paragraph separators and bidi overrides become ``\\n``, ``\\r``, ``\\t``, ``\\xNN`` or
+    ``\\uNNNN``. Text without any comes back as the very same object (str subclasses too)."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+# Values that render without text of their own (the formatter's ``_record`` is removed unrendered).
+_NO_TEXT = (bool, int, float, type(None), logging.LogRecord)
+
+
+def _escaped(value):
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {_escaped_key(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escaped(v) for v in value)
+    if isinstance(value, _NO_TEXT):
+        return value
+    # Any other object: logfmt prints its str(), so that is what must be safe.
+    text = str(value)
+    return printable(text) if _UNPRINTABLE.search(text) else value
+
+
+def _escaped_key(key):
+    # logfmt cannot carry a space in a key (structlog raises on one): escape it too.
+    return printable(key).replace(" ", "\\x20") if isinstance(key, str) else key
+
+
+def escape_controls(logger, method_name, event_dict):
+    """A structlog processor: :func:`printable` over every key and string value, nested ones
+    included; an object whose text holds a control character becomes that text, escaped."""
+    return {_escaped_key(k): _escaped(v) for k, v in event_dict.items()}
+
+
+class LogFileError(Exception):
+    """``--log-file`` cannot be opened for appending: one line saying why."""
+
+
+class _LogFile(logging.handlers.WatchedFileHandler):
+    """The ``--log-file`` handler: reopened when logrotate moves the file (at the next line),
+    or at once by :meth:`reopen`."""
+
+    def reopen(self) -> str | None:
+        """Open the path again and write there from the next line. If it cannot be opened,
+        keep writing to the file already open and return why, in one line."""
+        with self.lock:
+            try:
+                stream = self._open()
+            except OSError as exc:
+                return f"cannot reopen log file {self.baseFilename}: {exc.strerror}; still " \
+                       f"writing to the file it had open"
+            old, self.stream = self.stream, stream
+            self._statstream()
+        if old is not None:
+            old.close()
+        return None
+
+
+# Why a log file cannot be opened, in the words an admin needs; other errors give strerror.
+_OPEN_PROBLEMS = {
+    FileNotFoundError: "directory {parent} does not exist",
+    IsADirectoryError: "is a directory; give the path of a file in it",
+    NotADirectoryError: "a component of the path is not a directory",
+    PermissionError: "permission denied (cannot append to it)",
+}
+
+
+def open_log_file(path: str) -> _LogFile:
+    """The handler for ``--log-file path``, or :class:`LogFileError` with one line."""
+    where = f"--log-file {printable(path)!r}" if path else "--log-file"
+    if not path.strip():
+        raise LogFileError(f"{where}: empty path")
+    try:
+        return _LogFile(path, encoding="utf-8")
+    except OSError as exc:
+        problem = next((text for kind, text in _OPEN_PROBLEMS.items() if isinstance(exc, kind)),
+                       f"cannot open for appending: {exc.strerror or exc}")
+        raise LogFileError(f"{where}: {problem.format(parent=Path(path).parent)}") from None
+
+
+def reopen_log_file() -> str | None:
+    """SIGHUP: reopen the ``--log-file`` now (None when there is none, or all went well);
+    otherwise one line saying why not."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogFile):
+            return handler.reopen()
+    return None
+
 
 class _Formatter(structlog.stdlib.ProcessorFormatter):
     def __init__(self, *args, journald: bool, **kwargs):
@@ -108,16 +222,20 @@ def default_format(stream=None) -> str:
 
 def setup(fmt: str | None = None, *, level: str = "info", log_file: str | None = None,
           stream=None) -> None:
-    """Configure structlog + logging once. Safe to call again (tests, sandbox)."""
+    """Configure structlog + logging once. Safe to call again (tests, sandbox). Raises
+    :class:`LogFileError` before changing anything when ``log_file`` cannot be opened."""
     stream = stream or sys.stderr
+    handler: logging.Handler = (open_log_file(log_file) if log_file is not None
+                                else logging.StreamHandler(stream))
     fmt = fmt or default_format(stream)
-    journald = not log_file and is_journal_stream(stream)
+    journald = log_file is None and is_journal_stream(stream)
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         redactor,
+        escape_controls,
     ]
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
@@ -125,21 +243,18 @@ def setup(fmt: str | None = None, *, level: str = "info", log_file: str | None =
         renderer = structlog.processors.LogfmtRenderer(
             key_order=["timestamp", "level", "event"], drop_missing=True, bool_as_flag=False)
     else:
-        colors = hasattr(stream, "isatty") and stream.isatty() and not log_file
+        colors = hasattr(stream, "isatty") and stream.isatty() and log_file is None
         renderer = structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)
     formatter = _Formatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         journald=journald,
     )
-    if log_file:
-        handler: logging.Handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        old.close()        # a previous log file's descriptor; a stream handler keeps its stream
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # APScheduler and urllib3 narrate every job run and retry at INFO; ours say what matters.

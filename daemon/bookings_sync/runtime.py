@@ -2,11 +2,15 @@
 connection (session, token provider, clients), the executor and the cycle with its settings.
 
 Built once per process; the daemon reuses it for every cycle so connections and the access
-token are kept. This is the one place that reads the configuration's shape on behalf of the
+token are kept, and builds a new one on reload around the same (locked) store. Building one logs
+the configuration's warnings (``config.warning``: a secret file other users can read). This is
+the one place that reads the configuration's shape on behalf of the
 engine: the cycle gets explicit :class:`~bookings_sync.engine.cycle.CycleSettings`.
 """
 
 from __future__ import annotations
+
+import structlog
 
 from bookings_sync.config import Config
 from bookings_sync.engine.cycle import Cycle, CycleSettings
@@ -16,6 +20,8 @@ from bookings_sync.engine.model import Kind
 from bookings_sync.engine.planner import PlannerSettings
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.connection import ZohoConnection, connect
+
+log = structlog.get_logger("bookings_sync.runtime")
 
 
 def cycle_settings(config: Config) -> CycleSettings:
@@ -42,6 +48,9 @@ def connect_zoho(config: Config, *, cache_tokens: bool = True) -> ZohoConnection
 
 
 class Runtime:
+    """``store``: an already open store to reuse (the daemon's reload); this runtime's
+    :meth:`close` closes it all the same, and a failure here leaves it open."""
+
     def __init__(self, config: Config, *, store: SnapshotStore | None = None):
         self.config = config
         self.store = store or SnapshotStore.open(config.sync.state_dir)
@@ -52,8 +61,12 @@ class Runtime:
             self.cycle = Cycle(self.store, self.zoho.crm, self.executor, cycle_settings(config),
                                self.zoho.calls)
         except BaseException:
-            self.store.close()
+            if store is None:
+                self.store.close()
             raise
+        for warning in config.warnings:
+            log.warning("config.warning", where=warning.where, problem=warning.problem,
+                        fix=warning.fix)
 
     def close(self) -> None:
         self.zoho.close()

@@ -7,6 +7,16 @@ talking to systemd, stopping cleanly.
 - SIGTERM / SIGINT: no new cycle starts; a cycle already running finishes (its commits are
   atomic, but a half-done cycle would re-spend API calls), then the process exits 0. Before
   READY=1 (waiting for Zoho at boot) nothing is under way, so a signal stops at once.
+- SIGHUP (``systemctl reload``, systemd's convention): the ``--log-file`` is reopened, then the
+  configuration file is read again. A valid one is swapped in between cycles — a new
+  :class:`Runtime` around the same locked store, the old Zoho connection closed, the job
+  rescheduled when ``interval`` changed — and logged as ``daemon.reloaded`` with the names of the
+  keys that changed (never values). An invalid one, or one that moves ``state_dir`` (locked at
+  start: that needs a restart), keeps the running configuration and logs one
+  ``daemon.reload_failed`` line. A reload waits for a running cycle to finish; a stop signal
+  meanwhile is acted on right after. SIGHUP never kills the daemon: while it waits for Zoho at
+  boot, a reload applies at once and the wait starts over with the new configuration. The reload
+  is bracketed by ``RELOADING=1`` … ``READY=1`` for systemd.
 - systemd ``Type=notify``: ``READY=1`` once config, state and the first token are good,
   ``WATCHDOG=1`` and ``STATUS=`` after every cycle, ``STOPPING=1`` on the way out. When systemd
   sets ``$WATCHDOG_USEC`` the daemon also pings at half that period for as long as no cycle has
@@ -31,6 +41,8 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bookings_sync import config as config_mod
+from bookings_sync import logs
 from bookings_sync.engine.cycle import CycleReport
 from bookings_sync.exitcodes import ExitCode
 from bookings_sync.runtime import Runtime
@@ -39,6 +51,7 @@ from bookings_sync.zoho.errors import ZohoError
 log = structlog.get_logger("bookings_sync.service")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
 
 
 class Notifier:
@@ -79,13 +92,18 @@ def watchdog_period() -> float | None:
     return usec / 1e6 if usec > 0 else None
 
 
-class _Stop(BaseException):
+class _Interrupt(BaseException):
     """Raised by the signal handler only while booting, when there is nothing to finish.
     A BaseException, so that no ``except Exception`` on the way swallows it."""
 
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.name = signal.Signals(signum).name
+
 
 class _Signals:
-    """SIGTERM and SIGINT as a byte on a pipe (``signal.set_wakeup_fd``), read by the main thread.
+    """SIGTERM, SIGINT and SIGHUP as bytes on a pipe (``signal.set_wakeup_fd``), read by the main
+    thread one signal at a time, in order.
 
     Past boot the handler does nothing itself: logging, sd_notify and ``Event.set()`` take locks
     that the interrupted main thread may be holding at that very bytecode — a deadlock a
@@ -95,31 +113,42 @@ class _Signals:
 
     def __init__(self) -> None:
         self.interruptible = False
+        self._queue: list[int] = []
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
         self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
-        self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in HANDLED_SIGNALS}
 
     def _handler(self, signum, _frame) -> None:
         if self.interruptible:
-            raise _Stop(signum)
+            raise _Interrupt(signum)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._r, 64)
+        except BlockingIOError:
+            return
+        self._queue += [number for number in data if number in HANDLED_SIGNALS]
 
     def wait(self, timeout: float | None = None) -> str | None:
-        """The name of the stop signal received (now or earlier), or None after ``timeout``."""
+        """The name of the next signal received (now or earlier), or None after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        while not self._queue:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._r], [], [], left)
             if not ready:
                 return None
-            try:
-                data = os.read(self._r, 64)
-            except BlockingIOError:
-                continue
-            for number in data:
-                if number in STOP_SIGNALS:
-                    return signal.Signals(number).name
+            self._read()
+        return signal.Signals(self._queue.pop(0)).name
+
+    def consumed(self, interrupt: _Interrupt) -> str:
+        """``interrupt`` has been acted on: drop its byte from the pipe too. Returns its name."""
+        self._read()    # the C handler wrote the byte before the Python handler raised
+        number = signal.Signals[interrupt.name].value
+        if number in self._queue:
+            self._queue.remove(number)
+        return interrupt.name
 
     def close(self) -> None:
         signal.set_wakeup_fd(self._old_fd)
@@ -150,40 +179,35 @@ def status_line(report: CycleReport) -> str:
     return text
 
 
-def _first_token(runtime: Runtime, signals: _Signals) -> str | None:
-    """Fetch the first access token, waiting out a Zoho that is unreachable (or answering
-    garbage) at boot (1 s, doubling to 60 s). Wrong credentials raise. Returns the stop signal's
-    name if one came."""
-    delay = 1.0
-    while True:
-        try:
-            runtime.zoho.tokens.token()
-            return None
-        except ZohoError as exc:
-            if not exc.transient:
-                raise
-            log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
-            name = signals.wait(delay)
-            if name:
-                return name
-            delay = min(delay * 2, 60.0)
-
-
-def _boot(runtime: Runtime, signals: _Signals) -> str | None:
-    """Wait for the first token (READY=1 means config, state and credentials really work).
-    Before READY nothing is under way, so a stop signal ends the wait at once: returns its name."""
+def reload_runtime(runtime: Runtime) -> Runtime | None:
+    """The configuration file read again and built into a new :class:`Runtime` around
+    ``runtime``'s store; ``runtime`` itself when nothing changed; None, after one
+    ``daemon.reload_failed`` line, when the new configuration cannot be used."""
+    old = runtime.config
     try:
-        signals.interruptible = True
-        name = _first_token(runtime, signals)
-    except _Stop as stop:
-        name = signal.Signals(stop.args[0]).name
-    finally:
-        signals.interruptible = False
-    return name or signals.wait(0)
+        # The running state dir is open and locked: no probe. A new one is not even created.
+        new = config_mod.load(old.path, check_state_dir=False)
+        if new.sync.state_dir != old.sync.state_dir:
+            raise config_mod.ConfigError(
+                f"{old.path}: [sync] state_dir: changed from {old.sync.state_dir} to "
+                f"{new.sync.state_dir}; the state directory is locked at start, so this needs a "
+                f"restart")
+        changed = config_mod.changed_keys(old, new)
+        if not changed:
+            log.info("daemon.reloaded", config=str(old.path), changed=[])
+            return runtime
+        fresh = Runtime(new, store=runtime.store)
+    except Exception as exc:   # ConfigError, or a bug: either way the running config stays
+        log.error("daemon.reload_failed", error=str(exc), kept="the running configuration",
+                  exc_info=not isinstance(exc, config_mod.ConfigError))
+        return None
+    log.info("daemon.reloaded", config=str(old.path), changed=changed)
+    return fresh
 
 
 class _Daemon:
-    """The two scheduled jobs — one cycle per interval, a watchdog ping — and what they share."""
+    """The two scheduled jobs — one cycle per interval, a watchdog ping — what they share, and
+    the reload that swaps the runtime between cycles."""
 
     def __init__(self, runtime: Runtime, notifier: Notifier, watchdog: float | None):
         self.runtime, self.notifier, self.watchdog = runtime, notifier, watchdog
@@ -191,8 +215,11 @@ class _Daemon:
         self.cycle_lock = threading.Lock()
         self.stopping = threading.Event()
         self.cycle_since: float | None = None   # monotonic start of the cycle under way
+        self.scheduler: BackgroundScheduler | None = None
+        self.ready = False      # READY=1 sent: from then on a reload is reported to systemd
 
     def schedule(self, scheduler: BackgroundScheduler) -> None:
+        self.scheduler = scheduler
         scheduler.add_job(self.cycle_job, "interval", seconds=self.interval, id="sync",
                           max_instances=1, coalesce=True,
                           next_run_time=dt.datetime.now(dt.timezone.utc), misfire_grace_time=None)
@@ -228,10 +255,67 @@ class _Daemon:
         if since is None or time.monotonic() - since < self.watchdog:
             self.notifier.notify("WATCHDOG=1")
 
+    def hangup(self) -> None:
+        """SIGHUP, in the main thread: reopen the log file, reload the configuration."""
+        problem = logs.reopen_log_file()
+        if problem:
+            log.error("daemon.log_reopen_failed", error=problem)
+        if self.ready:
+            monotonic_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec}",
+                                 "STATUS=reloading the configuration")
+        fresh = reload_runtime(self.runtime)
+        if fresh is not None and fresh is not self.runtime:
+            with self.cycle_lock:          # between cycles
+                old, self.runtime = self.runtime, fresh
+            old.zoho.close()
+            interval = fresh.config.sync.interval
+            if interval != self.interval:
+                self.interval = interval
+                if self.scheduler is not None:
+                    self.scheduler.reschedule_job("sync", trigger="interval", seconds=interval)
+        if self.ready:
+            outcome = ("reload failed, kept the running configuration" if fresh is None
+                       else "configuration reloaded")
+            self.notifier.notify("READY=1",
+                                 f"STATUS=running, {outcome}; every {self.interval:g} s")
+
     def stop(self) -> None:
         """No cycle starts after this returns (one under way finishes first)."""
         with self.cycle_lock:
             self.stopping.set()
+
+
+def _boot(daemon: _Daemon, signals: _Signals) -> str | None:
+    """Fetch the first access token (READY=1 means config, state and credentials really work),
+    waiting out a Zoho unreachable (or answering garbage) at boot (1 s, doubling to 60 s). Wrong
+    credentials raise.
+    Before READY nothing is under way, so a signal acts at once: a stop signal ends the wait
+    (its name is returned), SIGHUP reloads and the wait starts over. None once the token is in."""
+    delay = 1.0
+    while True:
+        try:
+            try:
+                signals.interruptible = True
+                daemon.runtime.zoho.tokens.token()
+            finally:
+                signals.interruptible = False
+            name = signals.wait(0)          # one that came after the token, before READY
+            if name is None:
+                return None
+        except ZohoError as exc:
+            if not exc.transient:
+                raise
+            log.warning("daemon.waiting_for_zoho", error=str(exc), retry_in_s=delay)
+            name = signals.wait(delay)
+            delay = min(delay * 2, 60.0)
+        except _Interrupt as interrupt:
+            name = signals.consumed(interrupt)
+        if name == "SIGHUP":
+            daemon.hangup()
+            delay = 1.0
+        elif name is not None:
+            return name
 
 
 def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
@@ -244,19 +328,21 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     logging.getLogger("apscheduler.scheduler").addFilter(quiet)
     signals = _Signals()
     try:
-        name = _boot(runtime, signals)
+        name = _boot(daemon, signals)
         if name:
             log.info("daemon.stopping", signal=name, before_ready=True)
             log.info("daemon.stopped")
             return ExitCode.OK
         daemon.schedule(scheduler)
         log.info("daemon.start", interval=daemon.interval,
-                 state_dir=str(runtime.config.sync.state_dir),
+                 state_dir=str(daemon.runtime.config.sync.state_dir),
                  **({"watchdog_s": daemon.watchdog} if daemon.watchdog else {}))
         notifier.notify("READY=1",
                         f"STATUS=running, first cycle now, then every {daemon.interval:g} s")
+        daemon.ready = True
         scheduler.start()
-        name = signals.wait()
+        while (name := signals.wait()) == "SIGHUP":
+            daemon.hangup()
         log.info("daemon.stopping", signal=name)
         notifier.notify("STOPPING=1", "STATUS=stopping: letting the running cycle finish")
         daemon.stopping.set()
@@ -268,5 +354,7 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
         signals.close()
         logging.getLogger("apscheduler.scheduler").removeFilter(quiet)
         notifier.close()
+        if daemon.runtime is not runtime:   # reloaded: the caller closes the store it gave
+            daemon.runtime.zoho.close()
     log.info("daemon.stopped")
     return ExitCode.OK
