@@ -14,7 +14,7 @@ import datetime as dt
 import pytest
 
 from bookings_sync.config import load
-from bookings_sync.engine.executor import AuthLost, Executor, result_for
+from bookings_sync.engine.executor import Executor, RunAborted, result_for
 from bookings_sync.engine.model import Action, Kind, OnRefused, Result
 from bookings_sync.engine.retry import BACKOFF_BASE_SECONDS, after_transient_failure, backoff_seconds
 from bookings_sync.mailbox import post_retry_request
@@ -125,7 +125,6 @@ def test_a_revert_that_fails_says_so_in_the_reason(bookings):
     (ZohoUnreadable("HTTP 502 Bad Gateway"), Result.RETRY),
     (ZohoPayloadError("reply has no 'start_time'"), Result.FAILED),
     (ZohoApiError("invalid data", code="INVALID_DATA"), Result.FAILED),
-    (ZohoRedirected("HTTP 307, a redirect to evil.example"), Result.FAILED),
 ])
 def test_each_error_of_the_read_becomes_its_result(bookings, error, result):
     bookings.fail_next("get", error)
@@ -142,14 +141,18 @@ def test_an_unusable_time_zone_is_a_failure_not_a_crash(bookings):
     assert outcome.result is Result.FAILED and "Mars/Olympus" in outcome.reason
 
 
-def test_auth_lost_mid_run_stops_and_hands_back_what_was_done(bookings):
+@pytest.mark.parametrize("error", [
+    ZohoAuthError("token refresh refused: invalid_code", code="invalid_code"),
+    ZohoRedirected("HTTP 307, a redirect to evil.example; not followed", code="REDIRECT"),
+])
+def test_zoho_refusing_the_connection_mid_run_stops_and_hands_back_what_was_done(bookings,
+                                                                                 error):
     bookings.add("#AN-2", T0, "UTC")
     bookings.add("#AN-3", T0, "UTC")
-    bookings.fail_next("get", ZohoAuthError("token refresh refused: invalid_code",
-                                            code="invalid_code"), key="#AN-2")
+    bookings.fail_next("get", error, key="#AN-2")
     actions = [action(), action(meeting_id="1002", booking_id="#AN-2"),
                action(meeting_id="1003", booking_id="#AN-3")]
-    with pytest.raises(AuthLost) as lost:
+    with pytest.raises(RunAborted) as lost:
         Executor(bookings, MemoryCrm()).run(actions)
     assert [o.action.meeting_id for o in lost.value.outcomes] == ["1001"]
     assert "#AN-3" not in {key for _, key in bookings.calls}

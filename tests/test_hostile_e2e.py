@@ -38,9 +38,10 @@ def status_json(config) -> dict:
 
 
 def state_texts(state_dir) -> str:
-    """Every file of the state directory, as text (for "no secret anywhere")."""
+    """Every state file, as text (for "no secret anywhere"); not the token cache, token.json
+    (0600), whose job is to hold the access token between runs."""
     return "".join(p.read_bytes().decode("utf-8", "replace") for p in state_dir.iterdir()
-                   if p.is_file())
+                   if p.is_file() and p.name != "token.json")
 
 
 def baseline(config, sb) -> None:
@@ -267,7 +268,9 @@ def test_a_secret_echoed_by_zoho_is_masked_everywhere(sb, config, tmp_path, path
                cli("--config", str(config), "status", "--json").stdout]
     secrets = [sb.credentials["client_secret"], sb.credentials["refresh_token"],
                *sb.world.tokens]
-    assert "***" in result.stderr
+    assert result.code in (1, 3)
+    if path == "getappointment":               # Bookings' echo is kept as the refusal's reason
+        assert "***" in result.stderr and "***" in outputs[3]
     for text in outputs:
         for secret in secrets:
             assert secret not in text

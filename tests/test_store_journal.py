@@ -24,7 +24,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bookings_sync import store_journal
-from bookings_sync.store import SnapshotStore, StateCorrupt
+from bookings_sync.store import SnapshotStore, StateCorrupt, StateUnwritable
 from store_workload import Model, mid, snapshot, step
 
 TESTS = Path(__file__).resolve().parent
@@ -173,7 +173,7 @@ def test_a_failed_append_leaves_no_half_record_and_the_commit_can_be_retried(tmp
         step(store, 4)
         full = OSError(errno.ENOSPC, "No space left on device")
         monkeypatch.setattr(store_journal, "os", DyingOS(die_at=1, error=full, only="pwrite"))
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(StateUnwritable, match="No space left"):
             store.commit()
         monkeypatch.setattr(store_journal, "os", os)
         assert store.commit() is True                     # the same changes, whole this time

@@ -37,7 +37,7 @@ from bookings_sync.zoho.crm import Page
 from bookings_sync.zoho.errors import ZohoError
 
 from . import planner
-from .executor import AuthLost, Executor, Outcome
+from .executor import Executor, Outcome, RunAborted
 from .meetings import MeetingFields, read_deleted
 from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, OnDelete,
                     Result, SeenMeeting)
@@ -152,7 +152,9 @@ class Cycle:
             self._report_waiting(report)
         if not dry_run:
             self._record_cycle(report)
-        log.log(_level(report), "cycle.end", **{k: v for k, v in report.summary().items() if v})
+        # Zero counts are left out to keep lines short — except what is still waiting.
+        log.log(_level(report), "cycle.end", **{k: v for k, v in report.summary().items()
+                                                if v or k == "pending"})
         return report
 
     def _run(self, report: CycleReport, *, dry_run: bool, allow_mass_cancel: bool) -> None:
@@ -239,7 +241,7 @@ class Cycle:
         due.sort(key=lambda a: (a.planned_at, a.meeting_id))
         try:
             outcomes = self.executor.run(due)
-        except AuthLost as lost:
+        except RunAborted as lost:
             self._apply(lost.outcomes, now)
             self.store.commit()
             raise lost.error from None

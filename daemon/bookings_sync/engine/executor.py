@@ -7,9 +7,10 @@ action after a crash harmless: a reschedule that reached Bookings before the kil
 
 Errors become results (:class:`~bookings_sync.engine.model.Result`) by one table,
 :func:`result_for`: a refusal by Bookings → ``refused``; a transient error (``exc.transient``:
-unreachable, 429, 5xx, timeouts) → ``retry``; anything else we cannot use → ``failed``. Only an
-authentication failure stops the run (:class:`AuthLost`): every later action would fail the same
-way, so they stay pending for a later cycle.
+unreachable, 429, 5xx, timeouts) → ``retry``; anything else we cannot use → ``failed``. Only
+Zoho refusing the connection itself — authentication or scope refused, or a redirect, which is
+never followed — stops the run (:class:`RunAborted`): every later action would fail the same
+way, so they stay pending for a later cycle and the cycle exits 3.
 
 ``on_refused = "revert"`` puts the CRM meeting back to Bookings' time — after re-reading it: a
 meeting edited again in CRM while the cycle ran is left as it is (the next cycle handles that
@@ -31,7 +32,7 @@ import datetime as dt
 from typing import Protocol
 
 from bookings_sync.zoho.bookings import Appointment
-from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
+from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError, ZohoRedirected
 from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
                                         format_crm_datetime, parse_bookings_wall,
                                         parse_crm_datetime, wall_time_occurrences)
@@ -64,8 +65,9 @@ class Outcome:
     warning: str | None = None          # done, but not exactly as CRM meant (see ``status``)
 
 
-class AuthLost(Exception):
-    """Authentication failed mid-run: stop acting, keep the rest pending, exit 3."""
+class RunAborted(Exception):
+    """Zoho refused the connection mid-run (auth, scope, a redirect): stop acting, keep the
+    rest pending, exit 3. ``outcomes`` are those of the actions run before."""
 
     def __init__(self, error: ZohoError, outcomes: list[Outcome]):
         super().__init__(str(error))
@@ -93,8 +95,8 @@ class Executor:
         for action in actions:
             try:
                 outcome = self.run_one(action)
-            except ZohoAuthError as exc:
-                raise AuthLost(exc, outcomes) from exc
+            except (ZohoAuthError, ZohoRedirected) as exc:
+                raise RunAborted(exc, outcomes) from exc
             outcomes.append(outcome)
         return outcomes
 
@@ -104,7 +106,7 @@ class Executor:
             if action.kind is Kind.RESCHEDULE:
                 return self._reschedule(action, appointment)
             return self._set_status(action, appointment)
-        except ZohoAuthError:
+        except (ZohoAuthError, ZohoRedirected):
             raise
         except BookingsRefused as exc:
             return Outcome(action, Result.REFUSED, exc.message, code=exc.code)
@@ -146,7 +148,7 @@ class Executor:
                                    "meanwhile; the next cycle handles that edit)")
                 return
             self.crm.update_meeting(action.meeting_id, values)
-        except ZohoAuthError:
+        except (ZohoAuthError, ZohoRedirected):
             raise
         except ZohoError as exc:
             outcome.reason += f" (revert in CRM failed: {exc})"

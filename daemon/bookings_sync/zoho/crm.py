@@ -171,6 +171,7 @@ class CrmClient:
                     if old is not None:
                         rewind_to = old if rewind_to is None else min(rewind_to, old)
                 seen[record.get("id")] = (value, offset_steps)
+            bounds.after_page(records)
             yield reply
             if rewind_to is not None:
                 if rewinds < MAX_REWINDS:
@@ -184,9 +185,12 @@ class CrmClient:
             if not reply.records or not info.get("more_records"):
                 return
             first, last = (stamps[0], stamps[-1]) if stamps else (None, None)
-            if first is not None and first < last and last <= _trusted_limit(reply):
+            if first is not None and first < last and last <= _trusted_limit(reply) and (
+                    since is None or last - dt.timedelta(seconds=1) > since):
                 # Keyset step, immune to shifts: restart just before the last second seen.
-                # Never past the server's clock: a record stamped 2099 must not skip the rest.
+                # Never past the server's clock (a record stamped 2099 must not skip the rest),
+                # and only forward: a server whose If-Modified-Since is inclusive answers
+                # "since S" with second S again, so a page spanning S and S+1 would repeat.
                 since = last - dt.timedelta(seconds=1)
                 page, token = 1, None
                 continue
@@ -211,6 +215,8 @@ class _WalkBounds:
         self.what, self.pages, self.started = what, 0, time.monotonic()
         self.requests: set[tuple] = set()
         self.tokens: set[str] = set()
+        self.versions: set[tuple] = set()      # (id, Modified_Time) read so far
+        self.stale = 0                         # pages in a row that brought nothing new
 
     def before_request(self, since, page, token) -> None:
         self.pages += 1
@@ -233,8 +239,21 @@ class _WalkBounds:
                                    f"next_page_token twice; stopped after {self.pages} pages")
         self.tokens.add(token)
 
+    def after_page(self, records: list[dict]) -> None:
+        """Two pages in a row of records already read, each claiming more: a repeat."""
+        versions = {(r.get("id"), r.get("Modified_Time")) for r in records}
+        self.stale = self.stale + 1 if versions and versions <= self.versions else 0
+        self.versions |= versions
+        if self.stale >= 2:
+            raise ZohoPayloadError(f"GET {self.what}: the server repeated a page it had already "
+                                   f"sent, with more_records: true; stopped after "
+                                   f"{self.pages} pages")
+
     def rewound(self) -> None:
-        self.requests.clear()   # a rewind asks again on purpose (at most MAX_REWINDS times)
+        # A rewind reads again on purpose (at most MAX_REWINDS times): start counting afresh.
+        self.requests.clear()
+        self.versions.clear()
+        self.stale = 0
 
 
 def _trusted_limit(reply: Page) -> dt.datetime:
