@@ -210,12 +210,12 @@ def test_a_local_clock_40_days_ahead_forgets_no_upcoming_meeting(make_sandbox, t
 
 # -- retries that users can see ------------------------------------------------------------------
 
+# (429 / 5xx are retried by the client first, with real waits: their counts and waits are in
+# test_clients.py, their result — retry, never a failure — in test_engine.py.)
 @pytest.mark.parametrize("kind,params", [
-    ("html", {}), ("html", {"status": 502}), ("text", {}), ("truncated", {}),
-    ("no_envelope", {}), ("empty", {}), ("500", {}), ("429", {}),
+    ("html", {}), ("text", {}), ("truncated", {}), ("no_envelope", {}), ("empty", {}),
 ])
-def test_an_unreadable_or_failed_bookings_reply_is_retried_never_a_failure(sb, config, kind,
-                                                                           params):
+def test_an_unreadable_bookings_reply_is_retried_never_a_failure(sb, config, kind, params):
     meeting_id, booking_id = sb.book(start=future(3))
     baseline(config, sb)
     sb.crm_move(meeting_id, future(5))

@@ -90,6 +90,23 @@ def test_check_reads_the_service_credentials_as_the_readme_says(sb, tmp_path):
     assert result.code == 0, result.stdout
 
 
+def test_check_marks_a_secret_file_others_can_read(sb, tmp_path):
+    secret = tmp_path / "client_secret"
+    secret.write_text(sb.credentials["client_secret"] + "\n")
+    os.chmod(secret, 0o644)
+    config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
+    config.write_text(config.read_text().replace(
+        f'client_secret = "{sb.credentials["client_secret"]}"',
+        f'client_secret_file = "{secret}"'))
+    result = cli("--config", str(config), "check")
+    assert result.code == 1, result.stdout
+    assert f"client_secret_file: {secret} has mode 0644" in result.stdout
+    assert f"hint: run: chmod 600 {secret}" in result.stdout
+    assert "✓ token refresh works" in result.stdout          # it still works
+    os.chmod(secret, 0o600)
+    assert cli("--config", str(config), "check").code == 0
+
+
 # -- status ---------------------------------------------------------------------------------
 
 def refused_setup(sb, config):
@@ -157,7 +174,23 @@ def test_status_says_so_when_it_cannot_read_the_state(sb, config, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("damage", [b"{half", b"[1, 2]", b"\xff\xfe", b""])
+def test_status_shrugs_off_a_damaged_last_cycle_file(sb, config, tmp_path, damage):
+    assert run_once(config).code == 0
+    (tmp_path / "state" / "last-cycle.json").write_bytes(damage)
+    result = cli("--config", str(config), "status")
+    assert result.code == 0 and "last cycle:       none recorded" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
 # -- retry ----------------------------------------------------------------------------------
+
+def test_retry_without_any_state_creates_nothing(config, tmp_path):
+    result = cli("--config", str(config), "retry")
+    assert result.code == 1 and "nothing to retry" in result.stderr
+    assert not (tmp_path / "state" / "lock").exists()
+    assert not (tmp_path / "state" / "state.json").exists()
+
 
 def test_retry_requeues_a_failure_and_the_next_cycle_applies_it(sb, config):
     meeting_id, booking_id, first = refused_setup(sb, config)

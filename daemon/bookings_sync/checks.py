@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bookings_sync import config as config_mod
 from bookings_sync.exitcodes import ExitCode
+from bookings_sync.logs import printable
 from bookings_sync.runtime import connect_zoho
 from bookings_sync.zoho.connection import ZohoConnection
 from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError
@@ -30,11 +31,11 @@ class Checklist:
         self.failed = 0
 
     def ok(self, text: str) -> None:
-        print(f"✓ {text}", file=self.out)
+        print(f"✓ {printable(text)}", file=self.out)
 
     def fail(self, text: str, hint: str) -> None:
         self.failed += 1
-        print(f"✗ {text}\n    hint: {hint}", file=self.out)
+        print(f"✗ {printable(text)}\n    hint: {printable(hint)}", file=self.out)
 
 
 def check_command(path: Path, out=sys.stdout) -> int:
@@ -47,6 +48,8 @@ def check_command(path: Path, out=sys.stdout) -> int:
         return ExitCode.CONFIG
     checks.ok(f"configuration {path} is valid (data center {config.zoho.data_center}; state dir "
               f"{config.sync.state_dir} writable)")
+    for warning in config.warnings:          # works, but should be fixed: e.g. a secret file
+        checks.fail(f"{warning.where}: {warning.problem}", f"run: {warning.fix}")
     with connect_zoho(config, cache_tokens=False) as zoho:
         stop = check_token(checks, config, zoho)
         if stop is not None:

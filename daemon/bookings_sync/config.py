@@ -396,10 +396,10 @@ def _status_map(reader: _Reader) -> dict[str, str]:
 
 
 def _check_state_dir(reader: _Reader, state_dir: Path) -> None:
-    """The state dir must exist (we create it) and take a file: probe with a real temp file,
-    because ``os.access`` says yes to root on a read-only mount."""
+    """The state dir must exist (we create it, 0700: it holds the token cache) and take a file:
+    probe with a real temp file, because ``os.access`` says yes to root on a read-only mount."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".probe-"):
             pass
     except OSError as exc:

@@ -24,6 +24,10 @@ talking to systemd, stopping cleanly.
   cycle still gets the daemon restarted. The protocol is a datagram to ``$NOTIFY_SOCKET``
   (sd_notify(3)); :class:`Notifier` is those few lines of stdlib code, so there is no libsystemd
   dependency.
+- A cycle that crashes does not look healthy: the watchdog is fed only while cycles complete,
+  and after ``MAX_CRASHES`` crashed cycles in a row the daemon exits 6 (systemd restarts it and
+  shows it). A state directory that vanishes, is replaced or refuses a write stops the daemon
+  with one ``state.unwritable`` line and exit 5 — never a second writer beside the first.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import signal
 import socket
 import threading
 import time
+from typing import Callable
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -44,14 +49,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bookings_sync import config as config_mod
 from bookings_sync import logs
 from bookings_sync.engine.cycle import CycleReport
-from bookings_sync.exitcodes import ExitCode
+from bookings_sync.exitcodes import MEANINGS, ExitCode
 from bookings_sync.runtime import Runtime
+from bookings_sync.store import StateUnwritable
 from bookings_sync.zoho.errors import ZohoError
 
 log = structlog.get_logger("bookings_sync.service")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDLED_SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
+_FATAL = 0          # a byte on the signal pipe that is no signal: a job says "stop now"
+# Cycles crashing in a row (a bug, or a fault we do not handle) before the daemon exits 6, so
+# that systemd restarts it and `systemctl status` shows it: a daemon that only logs tracebacks
+# forever looks healthy.
+MAX_CRASHES = 3
 
 
 class Notifier:
@@ -129,7 +140,14 @@ class _Signals:
             data = os.read(self._r, 64)
         except BlockingIOError:
             return
-        self._queue += [number for number in data if number in HANDLED_SIGNALS]
+        self._queue += [number for number in data if number in HANDLED_SIGNALS or number == _FATAL]
+
+    def wake_fatal(self) -> None:
+        """From any thread: make :meth:`wait` return ``"FATAL"`` (the daemon must stop)."""
+        try:
+            os.write(self._w, bytes([_FATAL]))
+        except BlockingIOError:
+            pass    # the pipe is full of wake-ups already
 
     def wait(self, timeout: float | None = None) -> str | None:
         """The name of the next signal received (now or earlier), or None after ``timeout``."""
@@ -140,7 +158,8 @@ class _Signals:
             if not ready:
                 return None
             self._read()
-        return signal.Signals(self._queue.pop(0)).name
+        number = self._queue.pop(0)
+        return "FATAL" if number == _FATAL else signal.Signals(number).name
 
     def consumed(self, interrupt: _Interrupt) -> str:
         """``interrupt`` has been acted on: drop its byte from the pipe too. Returns its name."""
@@ -209,8 +228,12 @@ class _Daemon:
     """The two scheduled jobs — one cycle per interval, a watchdog ping — what they share, and
     the reload that swaps the runtime between cycles."""
 
-    def __init__(self, runtime: Runtime, notifier: Notifier, watchdog: float | None):
+    def __init__(self, runtime: Runtime, notifier: Notifier, watchdog: float | None,
+                 wake_fatal: Callable[[], None] = lambda: None):
         self.runtime, self.notifier, self.watchdog = runtime, notifier, watchdog
+        self.wake_fatal = wake_fatal
+        self.exit_code = ExitCode.OK
+        self.crashes = 0            # cycles in a row that crashed
         self.interval = runtime.config.sync.interval
         self.cycle_lock = threading.Lock()
         self.stopping = threading.Event()
@@ -237,22 +260,44 @@ class _Daemon:
             started = self.cycle_since = time.monotonic()
             try:
                 report = self.runtime.cycle.run()
+            except StateUnwritable as exc:
+                log.error("state.unwritable", error=str(exc),
+                          hint="the daemon stops; the state on disk is the last one committed")
+                self.fail(ExitCode.STATE)
+                return
             except Exception:   # a bug must not kill the scheduler thread silently
-                log.exception("cycle.crashed")
-                self.notifier.notify("WATCHDOG=1", "STATUS=last cycle crashed, see the log")
+                self.crashed()
                 return
             finally:
                 self.cycle_since = None
+            self.crashes = 0
             self.notifier.notify("WATCHDOG=1", f"STATUS={status_line(report)}")
             took = time.monotonic() - started
             if took > self.interval:
                 log.warning("cycle.overran", duration_s=round(took, 1), interval=self.interval,
                             hint="cycles never overlap: the next one starts at the next tick")
 
+    def crashed(self) -> None:
+        """A cycle raised: say so, feed no watchdog, and stop after MAX_CRASHES in a row."""
+        self.crashes += 1
+        log.exception("cycle.crashed", crashes_in_a_row=self.crashes)
+        self.notifier.notify(f"STATUS=last cycle crashed ({self.crashes} in a row), see the log")
+        if self.crashes >= MAX_CRASHES:
+            log.error("daemon.crash_loop", crashes_in_a_row=self.crashes,
+                      hint="exiting so that systemd restarts the daemon and shows the failure")
+            self.fail(ExitCode.CRASHED)
+
+    def fail(self, code: ExitCode) -> None:
+        """From the job's thread: the daemon must stop with ``code``."""
+        self.exit_code = code
+        self.stopping.set()       # no further cycle (the lock is ours: we are in one)
+        self.wake_fatal()
+
     def keepalive(self) -> None:
-        # A cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
+        # The watchdog is fed only while cycles complete: a crashing daemon is not healthy, and
+        # a cycle stuck for longer than the watchdog period stops the pings: systemd restarts.
         since = self.cycle_since
-        if since is None or time.monotonic() - since < self.watchdog:
+        if self.crashes == 0 and (since is None or time.monotonic() - since < self.watchdog):
             self.notifier.notify("WATCHDOG=1")
 
     def hangup(self) -> None:
@@ -320,13 +365,13 @@ def _boot(daemon: _Daemon, signals: _Signals) -> str | None:
 
 def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
     notifier = notifier or Notifier()
-    daemon = _Daemon(runtime, notifier, watchdog_period())
     # Two workers: the sync job and the watchdog ping (max_instances=1 keeps cycles apart).
     scheduler = BackgroundScheduler(timezone=dt.timezone.utc,
                                     executors={"default": ThreadPoolExecutor(2)})
     quiet = _QuietMaxInstances()
     logging.getLogger("apscheduler.scheduler").addFilter(quiet)
     signals = _Signals()
+    daemon = _Daemon(runtime, notifier, watchdog_period(), wake_fatal=signals.wake_fatal)
     try:
         name = _boot(daemon, signals)
         if name:
@@ -343,7 +388,11 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
         scheduler.start()
         while (name := signals.wait()) == "SIGHUP":
             daemon.hangup()
-        log.info("daemon.stopping", signal=name)
+        if name == "FATAL":
+            log.error("daemon.stopping", exit_code=int(daemon.exit_code),
+                      reason=MEANINGS[daemon.exit_code])
+        else:
+            log.info("daemon.stopping", signal=name)
         notifier.notify("STOPPING=1", "STATUS=stopping: letting the running cycle finish")
         daemon.stopping.set()
         scheduler.shutdown(wait=True)      # returns once a cycle under way has finished
@@ -357,4 +406,4 @@ def run_daemon(runtime: Runtime, *, notifier: Notifier | None = None) -> int:
         if daemon.runtime is not runtime:   # reloaded: the caller closes the store it gave
             daemon.runtime.zoho.close()
     log.info("daemon.stopped")
-    return ExitCode.OK
+    return daemon.exit_code

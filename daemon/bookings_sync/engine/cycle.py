@@ -159,6 +159,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, allow_mass_cancel: bool) -> None:
         now = self.clock()
+        self.store.check_still_ours()     # an idle cycle writes nothing: look before reading
         report.baseline = self.store.is_new
         if not dry_run:
             self._take_retry_requests(now)

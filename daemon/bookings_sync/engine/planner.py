@@ -207,13 +207,14 @@ class _Planning:
         self.act(row, Kind.CANCEL, snap.start)
 
     def settle_conflicts(self) -> None:
-        """Nothing is sent for a booking linked to more than one meeting, before or after this
-        plan; when this plan leaves one meeting with it, that meeting is compared again."""
+        """Nothing is sent for a booking that more than one meeting carried, before this plan,
+        after it, or across it (a clone made and the original deleted in one interval); when
+        this plan leaves one meeting with it, that meeting is compared again."""
         after = self._links_after()
         for booking in sorted(self.touched):
             before = self.view.meetings_linked_to(booking)
             links = after(booking)
-            if len(before) <= 1 and len(links) <= 1:
+            if len(before | links) <= 1:
                 continue
             for meeting_id, action in list(self.actions.items()):
                 if action.booking_id == booking:

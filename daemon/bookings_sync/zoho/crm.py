@@ -164,13 +164,13 @@ class CrmClient:
             stamps = [s for s in (_stamp(r, keyset_field) for r in records) if s] \
                 if keyset_field else []
             for record in records if stamps else ():
-                value = record.get(keyset_field)
-                before = seen.get(record.get("id"))
+                value = _key(record.get(keyset_field))
+                before = seen.get(_key(record.get("id")))
                 if before and before[0] != value and before[1] < offset_steps:
                     old = _stamp({keyset_field: before[0]}, keyset_field)
                     if old is not None:
                         rewind_to = old if rewind_to is None else min(rewind_to, old)
-                seen[record.get("id")] = (value, offset_steps)
+                seen[_key(record.get("id"))] = (value, offset_steps)
             bounds.after_page(records)
             yield reply
             if rewind_to is not None:
@@ -241,7 +241,7 @@ class _WalkBounds:
 
     def after_page(self, records: list[dict]) -> None:
         """Two pages in a row of records already read, each claiming more: a repeat."""
-        versions = {(r.get("id"), r.get("Modified_Time")) for r in records}
+        versions = {(_key(r.get("id")), _key(r.get("Modified_Time"))) for r in records}
         self.stale = self.stale + 1 if versions and versions <= self.versions else 0
         self.versions |= versions
         if self.stale >= 2:
@@ -254,6 +254,11 @@ class _WalkBounds:
         self.requests.clear()
         self.versions.clear()
         self.stale = 0
+
+
+def _key(value):
+    """A record's value as a dict key or set member: a hostile server may send any JSON."""
+    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
 
 
 def _trusted_limit(reply: Page) -> dt.datetime:
