@@ -85,6 +85,7 @@ class CycleReport:
     duration: float = 0.0
     cpu: float = 0.0                  # CPU seconds of this process during the cycle
     store_writes: int = 0
+    store_bytes: int = 0              # written to the state directory (journal, base)
     pending: int = 0                  # actions still waiting after this cycle
     next_try: dt.datetime | None = None
     conflicts: int = 0                # bookings linked to more than one meeting
@@ -108,7 +109,8 @@ class CycleReport:
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
             "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
-            "store_writes": self.store_writes, "pending": self.pending,
+            "store_writes": self.store_writes, "store_bytes": self.store_bytes,
+            "pending": self.pending,
             "next_try": stamp(self.next_try), "conflicts": self.conflicts,
             "budget_held": self.budget_held, "bookings_calls_today": self.bookings_calls_today,
             "bookings_daily_limit": self.bookings_daily_limit,
@@ -147,7 +149,7 @@ class Cycle:
     def run(self, *, dry_run: bool = False, allow_mass_cancel: bool = False) -> CycleReport:
         report = CycleReport()
         started, cpu_started = time.monotonic(), time.process_time()
-        writes_before = self.store.writes
+        writes_before, bytes_before = self.store.writes, self.store.bytes_written
         calls_before = self.call_counter().copy()
         log.info("cycle.start", cursor=self.store.cursor, **({"dry_run": True} if dry_run else {}))
         try:
@@ -161,6 +163,7 @@ class Cycle:
             report.duration = time.monotonic() - started
             report.cpu = time.process_time() - cpu_started
             report.store_writes = self.store.writes - writes_before
+            report.store_bytes = self.store.bytes_written - bytes_before
             report.calls = self.call_counter() - calls_before
         if not dry_run:
             self._report_waiting(report)
