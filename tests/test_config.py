@@ -141,7 +141,8 @@ def test_state_dir_that_is_a_file(tmp_path):
 def bounds_cases() -> list:
     """Per numeric key: values just inside its range load, just outside, nan and ±inf do not."""
     cases = []
-    defaults = {"sync": cfg.SyncConfig(), "zoho": None, "bookings": cfg.BookingsConfig()}
+    defaults = {"sync": cfg.SyncConfig(), "zoho": None, "bookings": cfg.BookingsConfig(),
+                "book": cfg.BookConfig()}
     for (section, key), allowed in cfg.RANGES.items():
         integer = isinstance(getattr(defaults[section], key, 0.0), int)
         step = 1 if integer else 0.001

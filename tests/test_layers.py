@@ -82,8 +82,15 @@ def command_names() -> set[str]:
     return {name for action in actions for name in action.choices}
 
 
+def config_tables() -> set[str]:
+    """The configuration's table names: ``[book]`` is a table there and an action here."""
+    from bookings_sync.config import _KNOWN_KEYS
+    return set(_KNOWN_KEYS)
+
+
 VOCABULARY = {member.value for enum in (model.Kind, model.Result, model.Hold, model.OnDelete,
-                                        model.OnRefused) for member in enum} - command_names()
+                                        model.OnRefused, model.OnBooked, model.RequestState)
+              for member in enum} - command_names() - config_tables()
 
 
 def string_constants(path: Path) -> list[tuple[int, str]]:

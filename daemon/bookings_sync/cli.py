@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-mass-cancel", action="store_true",
                         help="send cancels the mass-cancel guard would hold back (deliberate bulk "
                              "cancellations)")
+    parser.add_argument("--allow-mass-book", action="store_true",
+                        help="send bookings the mass-book guard would hold back ([book] "
+                             "max_per_cycle: a misconfigured trigger must not book a calendar)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sandbox = sub.add_parser(
@@ -249,7 +252,8 @@ def _run(args) -> int:
                 return ExitCode.ZOHO
         try:
             report = runtime.cycle.run(dry_run=args.dry_run,
-                                       allow_mass_cancel=args.allow_mass_cancel)
+                                       allow_mass_cancel=args.allow_mass_cancel,
+                                       allow_mass_book=args.allow_mass_book)
         except StateUnwritable as exc:
             log.error("state.unwritable", error=str(exc))
             return ExitCode.STATE
@@ -274,6 +278,13 @@ def _print_plan(plan) -> None:
           file=out)
     for action in plan.actions:
         held = f" (held: {action.held})" if action.held else ""
+        if action.kind is Kind.BOOK:
+            request = action.request
+            staff = request.staff or f"the owner {request.owner_email or '(no email)'}"
+            print(f"would book {request.service!r} with {staff} at {stamp(action.start)} "
+                  f"(meeting {action.meeting_id}; customer zone "
+                  f"{request.time_zone or 'the default'}){held}", file=out)
+            continue
         move = (f" {stamp(action.old_start)} -> {stamp(action.start)}"
                 if action.kind is Kind.RESCHEDULE else "")
         print(f"would {action.kind} booking {action.booking_id} "

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import pytz
 
-from bookings_sync.engine.model import STATUS_KINDS, OnDelete, OnRefused
+from bookings_sync.engine.model import STATUS_KINDS, OnBooked, OnDelete, OnRefused
 from bookings_sync.secret_file import SecretFileError, read_secret, utf8_text
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
 
@@ -94,6 +94,9 @@ RANGES: dict[tuple[str, str], Range] = {
     # Zoho's Bookings plans allow 250 (Free), 1,000 (Basic) or 3,000 (Premium) calls per user
     # per day; a hundred thousand leaves room for any plan to come without disabling the budget.
     ("bookings", "daily_call_limit"): Range(1, 100_000, "calls a day"),
+    # The mass-book guard: a misconfigured trigger must not book a whole calendar. Past 1,000
+    # new bookings in one poll it is off in all but name.
+    ("book", "max_per_cycle"): Range(1, 1_000, "bookings"),
 }
 
 # Characters no configuration string may hold (C0, DEL, C1): a path with a NUL byte would be a
@@ -133,6 +136,24 @@ class BookingsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BookConfig:
+    """``[book]``: a meeting staff tick in CRM becomes a Bookings appointment (a fixed contract:
+    extend, never rename)."""
+    trigger_field: str = ""          # a checkbox on Events; "" = the feature is off
+    service_field: str = "Bookings_Service"
+    staff_field: str = ""            # "" = the meeting owner's email, matched to a staff email
+    time_zone_field: str = ""        # "" = default_time_zone
+    default_time_zone: str = "Europe/London"
+    result_field: str = ""           # "" = not written
+    on_booked: OnBooked = OnBooked.DELETE   # the request meeting, once Zoho's appears
+    max_per_cycle: int = 20
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.trigger_field)
+
+
+@dataclasses.dataclass(frozen=True)
 class SyncConfig:
     interval: float = 60.0
     state_dir: Path = Path("/var/lib/bookings-sync")
@@ -160,6 +181,7 @@ class Config:
     crm: CrmConfig
     sync: SyncConfig
     bookings: BookingsConfig = BookingsConfig()
+    book: BookConfig = BookConfig()
     # Settings that work but should be fixed (a secret file others can read): log them at start.
     warnings: tuple[ConfigWarning, ...] = ()
 
@@ -174,6 +196,7 @@ _KNOWN_KEYS = {
     "crm": {"booking_id_field", "status_field", "status_map"},
     "sync": {f.name for f in dataclasses.fields(SyncConfig)},
     "bookings": {f.name for f in dataclasses.fields(BookingsConfig)},
+    "book": {f.name for f in dataclasses.fields(BookConfig)},
 }
 
 
@@ -311,6 +334,7 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
     crm = _Reader(path, "crm", raw.get("crm", {}))
     sync = _Reader(path, "sync", raw.get("sync", {}))
     bookings = _Reader(path, "bookings", raw.get("bookings", {}))
+    book = _Reader(path, "book", raw.get("book", {}))
 
     data_center = zoho.string("data_center", "com")
     if data_center not in DATA_CENTERS:
@@ -362,10 +386,29 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
         daily_call_limit=bookings.number("daily_call_limit", bookings_defaults.daily_call_limit,
                                          integer=True),
         time_zone=_time_zone(bookings, "time_zone", bookings_defaults.time_zone))
+    book_cfg = _book(book)
     if check_state_dir:
         _check_state_dir(sync, state_dir)
     return Config(path=path, zoho=zoho_cfg, crm=crm_cfg, sync=sync_cfg, bookings=bookings_cfg,
-                  warnings=tuple(zoho.warnings))
+                  book=book_cfg, warnings=tuple(zoho.warnings))
+
+
+def _book(reader: _Reader) -> BookConfig:
+    defaults = BookConfig()
+    fields = {key: reader.string(key, getattr(defaults, key))
+              for key in ("trigger_field", "service_field", "staff_field", "time_zone_field",
+                          "result_field")}
+    book = BookConfig(
+        **fields,
+        default_time_zone=_time_zone(reader, "default_time_zone", defaults.default_time_zone),
+        on_booked=OnBooked(reader.choice("on_booked", defaults.on_booked, tuple(OnBooked))),
+        max_per_cycle=reader.number("max_per_cycle", defaults.max_per_cycle, integer=True))
+    if book.enabled and not book.service_field:
+        reader.fail("service_field", "needs a Meetings field holding the Bookings service")
+    if book.enabled and "default_time_zone" not in reader.table:
+        reader.fail("default_time_zone", "required when trigger_field is set (the customer's "
+                                         "zone when the meeting names none)")
+    return book
 
 
 def _time_zone(reader: _Reader, key: str, default: str) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from bookings_sync.engine.budget import Budget, BudgetSettings
-from bookings_sync.engine.model import Action, Kind, Result
+from bookings_sync.engine.booking import INTEGRATION_WINDOW
+from bookings_sync.engine.model import Action, Kind, Request, RequestState, Result
 from bookings_sync.logs import printable
 from bookings_sync.engine.retry import requeue
 from bookings_sync.exitcodes import ExitCode
@@ -32,7 +34,7 @@ def collect_status(state_dir: Path, budget: BudgetSettings | None = None, *,
     if not (state_dir / STATE_FILE).exists():
         return {"state_dir": str(state_dir), "initialized": False, "last_cycle": None,
                 "cursor": None, "meetings_tracked": 0, "pending": [], "failures": [],
-                "conflicts": {}, "warnings": [],
+                "conflicts": {}, "warnings": [], "booking_requests": [],
                 "bookings_budget": _budget_status(Budget.load({}, budget, now), 0)}
     with SnapshotStore.open_readonly(state_dir) as store:
         meta = store.meta()
@@ -50,6 +52,7 @@ def collect_status(state_dir: Path, budget: BudgetSettings | None = None, *,
             "pending": pending, "held": sum(1 for a in pending if a.get("held")),
             "failures": failures,
             "conflicts": store.conflicts(),
+            "booking_requests": sorted(store.requests().values(), key=lambda r: r["at"]),
             "warnings": [{"meeting_id": m["id"], "booking_id": m.get("booking_id"),
                           "warning": m["warning"], "at": m.get("outcome_at")}
                          for m in store.meetings() if m.get("warning")],
@@ -117,6 +120,15 @@ def print_status(status: dict, out=sys.stdout) -> None:
          if conflicts else ""))
     for booking_id, meeting_ids in sorted(conflicts.items()):
         p(f"  booking {booking_id} is on meetings {', '.join(meeting_ids)}")
+    requests = [Request.from_row(r) for r in status.get("booking_requests") or []]
+    if requests:
+        states = Counter(r.state for r in requests)
+        p("booking requests: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
+        for r in requests:
+            if r.state is RequestState.BOOKED:
+                p(f"  meeting {r.meeting_id}: booked {r.booking_id}, waiting for Zoho's own "
+                  f"meeting (or the request meeting carries it after "
+                  f"{INTEGRATION_WINDOW.seconds // 60} min)")
     for w in status.get("warnings") or []:
         p(f"warning:          meeting {w['meeting_id']} booking {w['booking_id']}: {w['warning']}")
     if status.get("retry_requests_waiting"):

@@ -16,7 +16,8 @@ from bookings_sync.config import Config
 from bookings_sync.engine.budget import BudgetSettings
 from bookings_sync.engine.cycle import Cycle, CycleSettings
 from bookings_sync.engine.executor import Executor
-from bookings_sync.engine.meetings import MeetingFields
+from bookings_sync.engine.booking import Booker, BookSettings
+from bookings_sync.engine.meetings import BookFields, MeetingFields
 from bookings_sync.engine.model import Kind
 from bookings_sync.engine.planner import PlannerSettings
 from bookings_sync.store import SnapshotStore
@@ -26,16 +27,29 @@ log = structlog.get_logger("bookings_sync.runtime")
 
 
 def cycle_settings(config: Config) -> CycleSettings:
-    crm, sync = config.crm, config.sync
+    crm, sync, book = config.crm, config.sync, config.book
     return CycleSettings(
         planner=PlannerSettings(
             status_map={value: Kind(action) for value, action in crm.status_map.items()},
             creation_grace_seconds=sync.creation_grace_seconds, on_delete=sync.on_delete,
             max_cancel_fraction=sync.max_cancel_fraction,
-            max_cancel_floor=sync.max_cancel_floor),
-        fields=MeetingFields(booking_id=crm.booking_id_field, status=crm.status_field),
+            max_cancel_floor=sync.max_cancel_floor,
+            max_bookings=book.max_per_cycle if book.enabled else None),
+        fields=MeetingFields(
+            booking_id=crm.booking_id_field, status=crm.status_field,
+            book=BookFields(trigger=book.trigger_field, service=book.service_field,
+                            staff=book.staff_field, time_zone=book.time_zone_field)
+            if book.enabled else None),
         overlap_seconds=sync.overlap_seconds, prune_after_days=sync.prune_after_days,
         max_backoff_seconds=sync.max_backoff_seconds, budget=budget_settings(config))
+
+
+def book_settings(config: Config) -> BookSettings:
+    book = config.book
+    return BookSettings(trigger_field=book.trigger_field, result_field=book.result_field,
+                        booking_id_field=config.crm.booking_id_field,
+                        default_time_zone=book.default_time_zone,
+                        on_booked=book.on_booked, max_per_cycle=book.max_per_cycle)
 
 
 def budget_settings(config: Config) -> BudgetSettings:
@@ -62,8 +76,10 @@ class Runtime:
         self.store = store or SnapshotStore.open(config.sync.state_dir)
         try:
             self.zoho = connect_zoho(config)
+            booker = (Booker(self.zoho.bookings, self.zoho.crm, book_settings(config))
+                      if config.book.enabled else None)
             self.executor = Executor(self.zoho.bookings, self.zoho.crm,
-                                     on_refused=config.sync.on_refused)
+                                     on_refused=config.sync.on_refused, booker=booker)
             self.cycle = Cycle(self.store, self.zoho.crm, self.executor, cycle_settings(config),
                                self.zoho.calls)
         except BaseException:

@@ -98,7 +98,8 @@ class SnapshotStore:
 
     Tables: ``meetings`` (one doc per booking-linked meeting), ``pending`` (actions recorded
     before they run), ``failures`` (refusals waiting for the meeting to change or a ``retry``),
-    ``meta`` (a single doc: cursor, last cycle, counters).
+    ``requests`` (meetings ticked to be booked, and how far each got), ``meta`` (a single doc:
+    cursor, last cycle, counters).
     """
 
     def __init__(self, state_dir: Path, *, readonly: bool = False):
@@ -120,6 +121,7 @@ class SnapshotStore:
             self._meetings = self._db.table("meetings", cache_size=0)
             self._pending = self._db.table("pending", cache_size=0)
             self._failures = self._db.table("failures", cache_size=0)
+            self._requests = self._db.table("requests", cache_size=0)
             self._meta_table = self._db.table("meta", cache_size=0)
             self._check_format()
         except BaseException:
@@ -318,6 +320,17 @@ class SnapshotStore:
     def remove_failures(self, meeting_ids: Iterable[str]) -> None:
         self._remove(self._failures, meeting_ids)
 
+    # -- booking requests (meetings ticked "book in Bookings") ---------------------------------
+
+    def requests(self) -> dict[str, dict]:
+        return {doc["meeting_id"]: dict(doc) for doc in self._requests.all()}
+
+    def request(self, meeting_id: str) -> dict | None:
+        return self._requests.get(doc_id=meeting_doc_id(meeting_id))
+
+    def put_requests(self, docs: Iterable[dict]) -> None:
+        self._put(self._requests, docs, key="meeting_id")
+
     # -- the last cycle (for `status`) ---------------------------------------------------------
 
     def record_cycle(self, summary: dict) -> None:
@@ -339,9 +352,10 @@ class SnapshotStore:
 
     # -- housekeeping --------------------------------------------------------------------------
 
-    def prune(self, before: dt.datetime) -> int:
-        """Forget meetings that ended before ``before`` and have nothing pending. O(n): the caller
-        runs it rarely (once a day), never on an idle cycle's hot path."""
+    def prune(self, before: dt.datetime, settled: Iterable[str] = ()) -> int:
+        """Forget meetings that ended before ``before`` and have nothing pending, and booking
+        requests in a ``settled`` state since then. O(n): the caller runs it rarely (once a
+        day), never on an idle cycle's hot path."""
         cutoff = stamp(before)
         pending = self._pending
         old = [doc.doc_id for doc in self._meetings.all()
@@ -353,6 +367,12 @@ class SnapshotStore:
             if failed:
                 with self.storage.changing("failures", failed):
                     self._failures.remove(doc_ids=failed)
+        # Booking requests settled (linked or refused) that long ago: their meetings are past.
+        settled = set(settled)
+        self._remove(self._requests, [
+            doc["meeting_id"] for doc in self._requests.all()
+            if doc.get("state") in settled and doc.get("at", "9") < cutoff
+            and not pending.contains(doc_id=doc.doc_id)])
         return len(old)
 
     # -- writing rows: every change is named to the storage, which journals just those rows ----

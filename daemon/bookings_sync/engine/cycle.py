@@ -40,8 +40,8 @@ from . import planner
 from .budget import Budget, BudgetSettings
 from .executor import BudgetExhausted, Executor, Outcome, RunAborted
 from .meetings import MeetingFields, read_deleted
-from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, OnDelete,
-                    Result, SeenMeeting)
+from .model import (Action, DeletedMeeting, Failure, Hold, Kind, MeetingRecord, Note, OnDelete,
+                    Request, RequestState, Result, SeenMeeting)
 from .retry import after_transient_failure, requeue
 
 log = structlog.get_logger("bookings_sync.cycle")
@@ -146,14 +146,18 @@ class Cycle:
 
     # -- the cycle ------------------------------------------------------------------------------
 
-    def run(self, *, dry_run: bool = False, allow_mass_cancel: bool = False) -> CycleReport:
+    def run(self, *, dry_run: bool = False, allow_mass_cancel: bool = False,
+            allow_mass_book: bool = False) -> CycleReport:
+        """One cycle. ``allow_mass_cancel`` / ``allow_mass_book`` send what the guards hold."""
+        released = frozenset({Hold.MASS_CANCEL} if allow_mass_cancel else ()) | frozenset(
+            {Hold.MASS_BOOK} if allow_mass_book else ())
         report = CycleReport()
         started, cpu_started = time.monotonic(), time.process_time()
         writes_before, bytes_before = self.store.writes, self.store.bytes_written
         calls_before = self.call_counter().copy()
         log.info("cycle.start", cursor=self.store.cursor, **({"dry_run": True} if dry_run else {}))
         try:
-            self._run(report, dry_run=dry_run, allow_mass_cancel=allow_mass_cancel)
+            self._run(report, dry_run=dry_run, released=released)
         except ZohoError as exc:
             # Unreachable, auth refused, or an API error on the CRM read (scope, permission):
             # nothing was committed past what is safe; the next cycle starts from the same cursor.
@@ -174,7 +178,7 @@ class Cycle:
                                                 if v or k == "pending"})
         return report
 
-    def _run(self, report: CycleReport, *, dry_run: bool, allow_mass_cancel: bool) -> None:
+    def _run(self, report: CycleReport, *, dry_run: bool, released: frozenset) -> None:
         now = self.clock()
         self.store.check_still_ours()     # an idle cycle writes nothing: look before reading
         report.baseline = self.store.is_new
@@ -182,12 +186,12 @@ class Cycle:
             self._take_retry_requests(now)
         changes = self._read_changes()
         server_now = changes.read_at or now
-        plan = self._plan(changes, report, now, server_now, allow_mass_cancel)
+        plan = self._plan(changes, report, now, server_now, released)
         if dry_run:
             return
         self._record_plan(plan, changes.read_at, report.baseline, now, server_now)
         self._warn_conflicts()
-        self._act(report, now, server_now, allow_mass_cancel)
+        self._act(report, now, server_now, released)
 
     def _take_retry_requests(self, now: dt.datetime) -> None:
         requeued = sum(requeue(self.store, ids, now)
@@ -196,7 +200,7 @@ class Cycle:
             log.info("retry.requested", pending=self.store.pending_count())
 
     def _plan(self, changes: _Changes, report: CycleReport, now: dt.datetime,
-              server_now: dt.datetime, allow_mass_cancel: bool) -> planner.Plan:
+              server_now: dt.datetime, released: frozenset) -> planner.Plan:
         store = self.store
         report.fetched = len(changes.records) + len(changes.bad)
         plan = planner.plan(
@@ -204,7 +208,8 @@ class Cycle:
             baseline=report.baseline, now=now, cursor=parse_stamp(store.cursor),
             deleted=changes.deleted, deleted_cursor=self._deleted_cursor(),
             upcoming_count=lambda: store.upcoming_count(server_now),
-            allow_mass_cancel=allow_mass_cancel,
+            allow_mass_cancel=Hold.MASS_CANCEL in released,
+            allow_mass_book=Hold.MASS_BOOK in released,
             believable_until=server_now + dt.timedelta(seconds=CLOCK_SKEW_SECONDS))
         plan.notes[:0] = changes.bad + changes.deleted_notes
         report.plan, report.changed, report.planned, report.held = (
@@ -221,6 +226,7 @@ class Cycle:
         store = self.store
         store.put_meetings([m.to_row() for m in plan.meetings])
         store.remove_meetings(plan.unlinked)
+        store.put_requests([r.to_row() for r in plan.requests])
         store.put_pending([a.to_row() for a in plan.actions])
         store.remove_pending(plan.drop_pending)
         store.remove_failures(plan.clear_failures)
@@ -245,17 +251,18 @@ class Cycle:
                                "import?): nothing is sent for it until only one keeps the id")
 
     def _act(self, report: CycleReport, now: dt.datetime, server_now: dt.datetime,
-             allow_mass_cancel: bool) -> None:
+             released: frozenset) -> None:
         """Run what is due, soonest appointment first, within the day's Bookings budget and at
         most :data:`MAX_ACTIONS_PER_CYCLE`; commit the outcomes every :data:`BATCH_SIZE`
         actions (a kill re-spends at most one batch of Bookings reads)."""
         pending = [Action.from_row(row) for row in self.store.pending().values()]
-        due = [a for a in pending if a.due(now, release_held=allow_mass_cancel)
+        due = [a for a in pending if a.due(now, released=released)
                and len(self.store.meetings_linked_to(a.booking_id)) <= 1]
-        report.held = sum(1 for a in pending if a.held and not allow_mass_cancel)
+        report.held = sum(1 for a in pending if a.held and a.held not in released)
         if report.held:
             log.error("guard.holding", held=report.held,
-                      hint="bookings-sync --run-once --allow-mass-cancel, or bookings-sync retry")
+                      hint="bookings-sync --run-once --allow-mass-cancel (or --allow-mass-book), "
+                           "or bookings-sync retry")
             report.fail(ExitCode.ACTION_FAILED)
         budget = Budget.load(self.store.meta(), self.settings.budget, server_now)  # Zoho's day
         due = sorted(due, key=_soonest)[:MAX_ACTIONS_PER_CYCLE]   # the rest: next cycle
@@ -285,7 +292,7 @@ class Cycle:
         before = self.call_counter().get("bookings", 0)
         outcomes, stop = [], None
         try:
-            outcomes = self.executor.run(batch)
+            outcomes = self.executor.run(batch, before_send=self._in_flight)
         except RunAborted as aborted:
             outcomes, stop = aborted.outcomes, aborted
         budget.spend(self.call_counter().get("bookings", 0) - before)
@@ -305,6 +312,12 @@ class Cycle:
         if stop is not None and not isinstance(stop, BudgetExhausted):
             raise stop.error from None
         return len(outcomes), stop is None
+
+    def _in_flight(self, action: Action) -> None:
+        """A booking is about to be sent: recorded first, so that a kill or a lost reply makes
+        the next run look it up in Bookings instead of booking it again."""
+        self.store.put_pending([action.to_row()])
+        self.store.commit()
 
     def _record_budget(self, report: CycleReport, budget: Budget) -> None:
         report.bookings_calls_today, report.bookings_daily_limit = budget.used, budget.limit
@@ -382,6 +395,8 @@ class Cycle:
         for outcome in outcomes:
             action = outcome.action
             _log_outcome(outcome)
+            if action.kind in (Kind.BOOK, Kind.LINK) and outcome.result is not Result.RETRY:
+                rows += self._settle_request(outcome, now)
             row = store.meeting(action.meeting_id)
             if row is not None:
                 seen = dataclasses.replace(SeenMeeting.from_row(row), last_action=action.kind,
@@ -402,11 +417,40 @@ class Cycle:
                     meeting_id=action.meeting_id, booking_id=action.booking_id, kind=action.kind,
                     start=action.start, result=outcome.result, reason=outcome.reason,
                     code=outcome.code, at=now, reverted_to=outcome.reverted_to,
-                    attempts=action.attempts + 1).to_row())
+                    attempts=action.attempts + 1, request=action.request).to_row())
         store.put_meetings(rows)
         store.remove_pending(done)
         store.put_pending(retry)
         store.put_failures(failures)
+
+    def _settle_request(self, outcome: Outcome, now: dt.datetime) -> list[dict]:
+        """A book or link action's outcome in its request's row; the snapshot row it makes."""
+        action, store = outcome.action, self.store
+        row = store.request(action.meeting_id)
+        before = Request.from_row(row) if row else None
+        fingerprint = (action.request.fingerprint(action.start) if action.request
+                       else before.fingerprint if before else "")
+        if action.kind is Kind.BOOK:
+            booked = outcome.result is Result.DONE
+            store.put_requests([Request(
+                action.meeting_id, RequestState.BOOKED if booked else RequestState.REFUSED,
+                fingerprint, at=now, booking_id=outcome.booking_id,
+                reason=None if booked else outcome.reason, start=action.start,
+                end=action.end).to_row()])
+            return []
+        if outcome.result is not Result.DONE:
+            return []
+        store.put_requests([dataclasses.replace(
+            before, state=RequestState.LINKED, at=now,
+            partner=action.partner or action.meeting_id).to_row()])
+        if outcome.crm_modified is None:
+            store.remove_meetings([action.meeting_id])    # deleted, or left unlinked
+            return []
+        # The request meeting now carries the booking: its row at the version our PUT made,
+        # so that reading it back is no change.
+        return [SeenMeeting(id=action.meeting_id, booking_id=action.booking_id,
+                            start=before.start, end=before.end,
+                            modified=outcome.crm_modified).to_row()]
 
     def _record_cycle(self, report: CycleReport) -> None:
         # For `status`: a small file of its own, so an idle cycle never rewrites the snapshot.
@@ -419,7 +463,8 @@ class Cycle:
         # The earlier of both clocks: a clock running ahead must not make upcoming meetings
         # look ended (and forgotten).
         trusted = min(now, server_now)
-        removed = self.store.prune(trusted - dt.timedelta(days=self.settings.prune_after_days))
+        removed = self.store.prune(trusted - dt.timedelta(days=self.settings.prune_after_days),
+                                   settled=(RequestState.LINKED, RequestState.REFUSED))
         self.store.update_meta(pruned_at=stamp(now))
         if removed:
             log.info("store.pruned", meetings=removed)
@@ -443,6 +488,9 @@ class _SnapshotView:
 
     def meetings_linked_to(self, booking_id: str) -> set[str]:
         return self.store.meetings_linked_to(booking_id)
+
+    def requests(self) -> dict[str, Request]:
+        return {m: Request.from_row(row) for m, row in self.store.requests().items()}
 
 
 def _soonest(action: Action) -> tuple:
@@ -477,11 +525,17 @@ def _level(report: CycleReport) -> int:
 
 def _log_outcome(outcome: Outcome) -> None:
     action = outcome.action
-    fields = {"meeting_id": action.meeting_id, "booking_id": action.booking_id,
+    fields = {"meeting_id": action.meeting_id,
+              "booking_id": outcome.booking_id or action.booking_id or None,
               "action": action.kind.value, "outcome": outcome.result.value}
     if action.kind is Kind.RESCHEDULE:
         fields.update({"old": outcome.bookings_start, "new": outcome.target,
                        "tz": outcome.time_zone, "crm_start": stamp(action.start)})
+    elif action.kind is Kind.BOOK:
+        fields.update({"new": outcome.target, "tz": outcome.time_zone,
+                       "crm_start": stamp(action.start), "service": action.request.service})
+    elif action.kind is Kind.LINK:
+        fields["zoho_meeting"] = action.partner
     if outcome.reason:
         fields["reason"] = outcome.reason
     if outcome.reverted_to:

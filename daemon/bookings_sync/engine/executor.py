@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Protocol
+from typing import Callable, Protocol
 
 from bookings_sync.zoho.bookings import CALL_LIMIT, Appointment
 from bookings_sync.zoho.errors import (BookingsRefused, ZohoAuthError, ZohoError, ZohoRedirected,
@@ -38,6 +38,7 @@ from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
                                         format_crm_datetime, parse_bookings_wall,
                                         parse_crm_datetime, wall_time_occurrences)
 
+from .booking import Booker, NotBookable
 from .model import Action, Kind, OnRefused, Result, closed_state
 
 
@@ -45,11 +46,22 @@ class Bookings(Protocol):
     def get(self, booking_id: str) -> Appointment: ...
     def reschedule(self, booking_id: str, start_time: str) -> Appointment: ...
     def update_status(self, booking_id: str, action: str) -> dict: ...
+    # booking from CRM (engine.booking):
+    def workspaces(self) -> list[dict]: ...
+    def services(self, workspace_id: str) -> list[dict]: ...
+    def staffs(self) -> list[dict]: ...
+    def book(self, service_id: str, staff_id: str, from_time: str, customer: dict,
+             time_zone: str | None = None, notes: str | None = None) -> str: ...
+    def find(self, from_time: str, to_time: str, *, customer_email: str,
+             service_id: str) -> list[Appointment]: ...
 
 
 class Crm(Protocol):
     def get_meeting(self, meeting_id: str, fields: list[str]) -> dict | None: ...
     def update_meeting(self, meeting_id: str, values: dict) -> dict: ...
+    # booking from CRM (engine.booking):
+    def get_record(self, module: str, record_id: str, fields) -> dict | None: ...
+    def delete_meeting(self, meeting_id: str) -> None: ...
 
 
 @dataclasses.dataclass
@@ -64,6 +76,8 @@ class Outcome:
     reverted_end: dt.datetime | None = None
     code: str = ""
     warning: str | None = None          # done, but not exactly as CRM meant (see ``status``)
+    booking_id: str | None = None       # book: the new booking
+    crm_modified: dt.datetime | None = None   # link: the request meeting now carries it
 
 
 class RunAborted(Exception):
@@ -92,16 +106,21 @@ def result_for(exc: Exception) -> Result:
 
 
 class Executor:
-    def __init__(self, bookings: Bookings, crm: Crm, *, on_refused: OnRefused = OnRefused.KEEP):
+    def __init__(self, bookings: Bookings, crm: Crm, *, on_refused: OnRefused = OnRefused.KEEP,
+                 booker: Booker | None = None):
         self.bookings = bookings
         self.crm = crm
         self.on_refused = on_refused
+        self.booker = booker          # None: booking from CRM is off
 
-    def run(self, actions: list[Action]) -> list[Outcome]:
+    def run(self, actions: list[Action],
+            before_send: Callable[[Action], None] = lambda action: None) -> list[Outcome]:
+        """Run ``actions`` in order. ``before_send(action)`` gets a ``book`` action marked in
+        flight just before its request leaves (the caller commits it: crash safety)."""
         outcomes: list[Outcome] = []
         for action in actions:
             try:
-                outcome = self.run_one(action)
+                outcome = self.run_one(action, before_send)
             except (ZohoAuthError, ZohoRedirected) as exc:
                 raise RunAborted(exc, outcomes) from exc
             if outcome.code == CALL_LIMIT:
@@ -110,8 +129,13 @@ class Executor:
             outcomes.append(outcome)
         return outcomes
 
-    def run_one(self, action: Action) -> Outcome:
+    def run_one(self, action: Action,
+                before_send: Callable[[Action], None] = lambda action: None) -> Outcome:
+        if action.kind is Kind.BOOK:
+            return self._book(action, before_send)
         try:
+            if action.kind is Kind.LINK:
+                return Outcome(action, Result.DONE, crm_modified=self.booker.link(action))
             appointment = self.bookings.get(action.booking_id)
             if action.kind is Kind.RESCHEDULE:
                 return self._reschedule(action, appointment)
@@ -122,6 +146,29 @@ class Executor:
             return Outcome(action, Result.REFUSED, exc.message, code=exc.code)
         except (ZohoError, TimeFormatError) as exc:
             return Outcome(action, result_for(exc), str(exc), code=getattr(exc, "code", ""))
+
+    def _book(self, action: Action, before_send: Callable[[Action], None]) -> Outcome:
+        sent = action
+
+        def mark_in_flight(unsent: Action) -> None:
+            nonlocal sent
+            sent = dataclasses.replace(unsent, in_flight=dt.datetime.now(dt.timezone.utc))
+            before_send(sent)
+        try:
+            booked = self.booker.book(action, mark_in_flight)
+        except (ZohoAuthError, ZohoRedirected):
+            raise
+        except (NotBookable, BookingsRefused) as exc:
+            reason = exc.message if isinstance(exc, BookingsRefused) else str(exc)
+            note = self.booker.refused(action, reason)
+            return Outcome(sent, Result.REFUSED, reason + (f" ({note})" if note else ""),
+                           code=getattr(exc, "code", Kind.BOOK.value))
+        except (ZohoError, TimeFormatError) as exc:
+            return Outcome(sent, result_for(exc), str(exc), code=getattr(exc, "code", ""))
+        reason = "found in Bookings after a lost reply: not booked again" if booked.adopted else ""
+        return Outcome(sent, Result.DONE, "; ".join(r for r in (reason, booked.note) if r),
+                       target=booked.from_time, time_zone=booked.time_zone,
+                       booking_id=booked.booking_id)
 
     def _reschedule(self, action: Action, appointment: Appointment) -> Outcome:
         zone = appointment.time_zone

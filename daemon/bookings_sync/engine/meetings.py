@@ -14,10 +14,13 @@ from typing import Iterable
 
 from bookings_sync.zoho.timefmt import TimeFormatError, parse_crm_datetime
 
-from .model import DeletedMeeting, MeetingRecord, Note
+from .model import BookRequest, DeletedMeeting, MeetingRecord, Note
 
 START, END = "Start_DateTime", "End_DateTime"
 CREATED, MODIFIED = "Created_Time", "Modified_Time"
+# A meeting's contact is Who_Id; a lead is What_Id with $se_module "Leads" (Zoho's Events API).
+WHO, WHAT, SE_MODULE = "Who_Id", "What_Id", "$se_module"
+OWNER, DESCRIPTION = "Owner", "Description"
 
 
 class RecordError(ValueError):
@@ -25,16 +28,32 @@ class RecordError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class BookFields:
+    """The Meetings fields of a booking request (``[book]``)."""
+    trigger: str                # the checkbox staff tick
+    service: str
+    staff: str = ""             # "" = the owner's email
+    time_zone: str = ""         # "" = [book] default_time_zone
+
+    def names(self) -> list[str]:
+        return [n for n in (self.trigger, self.service, self.staff, self.time_zone, WHO, WHAT,
+                            SE_MODULE, OWNER, DESCRIPTION) if n]
+
+
+@dataclasses.dataclass(frozen=True)
 class MeetingFields:
     """The org-specific API names of the Meetings fields the daemon reads."""
     booking_id: str = "BookingId"
     status: str = ""            # "" = no status field mapped
+    book: BookFields | None = None
 
     def names(self) -> list[str]:
         """The CRM fields to request."""
         names = ["id", START, END, CREATED, MODIFIED, self.booking_id]
         if self.status:
             names.append(self.status)
+        if self.book:
+            names += self.book.names()
         return list(dict.fromkeys(names))
 
     def parse(self, raw: dict) -> MeetingRecord:
@@ -77,7 +96,39 @@ class MeetingFields:
         return MeetingRecord(
             id=meeting_id, booking_id=booking_id, start=when(START, True),
             end=when(END, False), created=when(CREATED, False), modified=when(MODIFIED, True),
-            status=status)
+            status=status, book=self._book_request(raw, meeting_id) if booking_id is None
+            else None)
+
+    def _book_request(self, raw: dict, meeting_id: str) -> BookRequest | None:
+        """The booking a meeting asks for: only with the trigger ticked (a JSON true)."""
+        fields = self.book
+        if fields is None or raw.get(fields.trigger) is not True:
+            return None
+
+        def text(name: str, *, one_line: bool = True) -> str | None:
+            value = raw.get(name) if name else None
+            if value is None or isinstance(value, (dict, list)):
+                return None
+            value = str(value).strip()
+            if one_line and value and not value.isprintable():
+                raise RecordError(f"CRM meeting {meeting_id}: field {name} has control "
+                                  f"characters")
+            return value or None
+
+        def lookup_id(name: str) -> str | None:
+            value = raw.get(name)
+            record_id = value.get("id") if isinstance(value, dict) else None
+            return str(record_id) if isinstance(record_id, (str, int)) else None
+
+        who_module, who_id = ("Contacts", lookup_id(WHO)) if lookup_id(WHO) else (None, None)
+        if who_id is None and raw.get(SE_MODULE) == "Leads" and lookup_id(WHAT):
+            who_module, who_id = "Leads", lookup_id(WHAT)
+        owner = raw.get(OWNER)
+        owner_email = owner.get("email") if isinstance(owner, dict) else None
+        return BookRequest(service=text(fields.service) or "", staff=text(fields.staff),
+                           owner_email=owner_email if isinstance(owner_email, str) else None,
+                           time_zone=text(fields.time_zone), who_module=who_module,
+                           who_id=who_id, notes=text(DESCRIPTION, one_line=False))
 
     def read(self, raws: Iterable) -> tuple[list[MeetingRecord], list[Note]]:
         """Records of a page (or several), and one ``crm.bad_record`` note per item we could

@@ -20,11 +20,13 @@ from bookings_sync.store import parse_stamp, stamp
 
 
 class Kind(enum.StrEnum):
-    """What an action asks of Bookings."""
+    """What an action asks of Bookings (and, for ``link``, of CRM)."""
     RESCHEDULE = "reschedule"   # rescheduleappointment to the meeting's new start
     CANCEL = "cancel"           # updateappointment action=cancel
     COMPLETED = "completed"     # updateappointment action=completed
     NOSHOW = "noshow"           # updateappointment action=noshow
+    BOOK = "book"               # appointment: a meeting ticked in CRM becomes a booking
+    LINK = "link"               # after a booking: leave exactly one CRM meeting carrying it
 
     @property
     def closes(self) -> bool:
@@ -82,6 +84,22 @@ class OnRefused(enum.StrEnum):
 class Hold(enum.StrEnum):
     """Why a recorded action waits for an operator instead of running."""
     MASS_CANCEL = "mass-cancel"
+    MASS_BOOK = "mass-book"
+
+
+class OnBooked(enum.StrEnum):
+    """``[book] on_booked``: the request meeting, once Zoho's own meeting for the booking is
+    there."""
+    DELETE = "delete"           # delete it (its description goes to Zoho's meeting)
+    KEEP = "keep"               # keep it, unlinked
+
+
+class RequestState(enum.StrEnum):
+    """Where a booking request (a ticked CRM meeting) stands."""
+    BOOKING = "booking"         # a book action is recorded (maybe sent)
+    BOOKED = "booked"           # Bookings holds it; waiting for one CRM meeting to carry it
+    LINKED = "linked"           # exactly one CRM meeting carries it
+    REFUSED = "refused"         # not booked, with the reason; again only if the meeting changes
 
 
 def _compact(row: dict) -> dict:
@@ -99,6 +117,7 @@ class MeetingRecord:
     created: dt.datetime | None
     modified: dt.datetime
     status: str | None = None
+    book: BookRequest | None = None    # set when the trigger is ticked and no booking is linked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +125,60 @@ class DeletedMeeting:
     """An entry of CRM's deleted-records list."""
     id: str
     deleted_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class BookRequest:
+    """What a ticked meeting asks to book, as CRM holds it (resolved against Bookings' catalog
+    and the CRM contact only when the action runs)."""
+    service: str                       # a Bookings service name or id
+    staff: str | None                  # a staff name, email or id (None: the owner's email)
+    owner_email: str | None
+    time_zone: str | None              # the customer's zone (None: [book] default_time_zone)
+    who_module: str | None             # Contacts | Leads
+    who_id: str | None
+    notes: str | None
+
+    def fingerprint(self, start: dt.datetime) -> str:
+        """What the booking depends on: a request changes only when one of these does."""
+        return "|".join(str(v) for v in (stamp(start), self.service, self.staff, self.owner_email,
+                                          self.time_zone, self.who_module, self.who_id))
+
+    def to_row(self) -> dict:
+        return _compact(dataclasses.asdict(self))
+
+    @classmethod
+    def from_row(cls, row: dict) -> "BookRequest":
+        return cls(**{f.name: row.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One booking request's state (the ``requests`` table, keyed by the CRM meeting id)."""
+    meeting_id: str
+    state: RequestState
+    fingerprint: str
+    at: dt.datetime                    # when it entered this state
+    booking_id: str | None = None
+    reason: str | None = None
+    partner: str | None = None         # the CRM meeting that carries the booking, once linked
+    start: dt.datetime | None = None   # the booked time (the request meeting's start)
+    end: dt.datetime | None = None
+
+    def to_row(self) -> dict:
+        return _compact({"meeting_id": self.meeting_id, "state": self.state,
+                         "fingerprint": self.fingerprint, "at": stamp(self.at),
+                         "booking_id": self.booking_id, "reason": self.reason,
+                         "partner": self.partner, "start": stamp(self.start),
+                         "end": stamp(self.end)})
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Request":
+        return cls(meeting_id=row["meeting_id"], state=RequestState(row["state"]),
+                   fingerprint=row.get("fingerprint", ""), at=parse_stamp(row["at"]),
+                   booking_id=row.get("booking_id"), reason=row.get("reason"),
+                   partner=row.get("partner"), start=parse_stamp(row.get("start")),
+                   end=parse_stamp(row.get("end")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,9 +238,13 @@ class Action:
     not_before: dt.datetime | None = None  # backoff: not tried again before this instant
     last_error: str | None = None
     held: Hold | None = None              # waits for an operator (``retry`` / ``--allow-…``)
+    request: BookRequest | None = None    # book: what to book
+    in_flight: dt.datetime | None = None  # book: sent at (a reply may have been lost)
+    partner: str | None = None            # link: Zoho's own meeting for the booking (None: none)
 
-    def due(self, now: dt.datetime, *, release_held: bool = False) -> bool:
-        if self.held and not release_held:
+    def due(self, now: dt.datetime, *, released: frozenset = frozenset()) -> bool:
+        """Due at ``now``, unless held by a guard not in ``released``."""
+        if self.held and self.held not in released:
             return False
         return self.not_before is None or self.not_before <= now
 
@@ -177,7 +254,9 @@ class Action:
             "start": stamp(self.start), "end": stamp(self.end), "old_start": stamp(self.old_start),
             "modified": stamp(self.modified), "planned_at": stamp(self.planned_at),
             "attempts": self.attempts, "not_before": stamp(self.not_before),
-            "last_error": self.last_error, "held": self.held})
+            "last_error": self.last_error, "held": self.held,
+            "request": self.request.to_row() if self.request else None,
+            "in_flight": stamp(self.in_flight), "partner": self.partner})
 
     @classmethod
     def from_row(cls, row: dict) -> "Action":
@@ -187,7 +266,9 @@ class Action:
                    modified=parse_stamp(row.get("modified")),
                    planned_at=parse_stamp(row["planned_at"]), attempts=row.get("attempts", 0),
                    not_before=parse_stamp(row.get("not_before")), last_error=row.get("last_error"),
-                   held=Hold(row["held"]) if row.get("held") else None)
+                   held=Hold(row["held"]) if row.get("held") else None,
+                   request=BookRequest.from_row(row["request"]) if row.get("request") else None,
+                   in_flight=parse_stamp(row.get("in_flight")), partner=row.get("partner"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,13 +285,15 @@ class Failure:
     at: dt.datetime
     attempts: int
     reverted_to: dt.datetime | None = None   # on_refused = "revert": the start put back in CRM
+    request: BookRequest | None = None       # book: what was asked (``retry`` asks again)
 
     def to_row(self) -> dict:
         return _compact({
             "meeting_id": self.meeting_id, "booking_id": self.booking_id, "kind": self.kind,
             "start": stamp(self.start), "result": self.result, "reason": self.reason,
             "code": self.code, "at": stamp(self.at), "reverted_to": stamp(self.reverted_to),
-            "attempts": self.attempts})
+            "attempts": self.attempts,
+            "request": self.request.to_row() if self.request else None})
 
     @classmethod
     def from_row(cls, row: dict) -> "Failure":
@@ -218,7 +301,8 @@ class Failure:
                    kind=Kind(row["kind"]), start=parse_stamp(row.get("start")),
                    result=Result(row["result"]), reason=row.get("reason", ""),
                    code=row.get("code", ""), at=parse_stamp(row["at"]),
-                   attempts=row.get("attempts", 1), reverted_to=parse_stamp(row.get("reverted_to")))
+                   attempts=row.get("attempts", 1), reverted_to=parse_stamp(row.get("reverted_to")),
+                   request=BookRequest.from_row(row["request"]) if row.get("request") else None)
 
 
 @dataclasses.dataclass(frozen=True)

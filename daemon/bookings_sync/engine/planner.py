@@ -29,6 +29,13 @@ plan; the cycle commits both in one atomic write. Rules (README "How it decides"
 - Trusted time: a Modified_Time (or deleted_time) past ``believable_until`` — the server's
   clock plus a small skew — never moves a cursor (one record stamped 2099 must not hide every
   later edit), and a snapshot row holding such a stamp is compared by content, not by stamp.
+- Booking from CRM (``[book]``): a meeting seen after the baseline with the trigger ticked and no
+  booking id → one ``book`` action — unless that meeting was booked already (never twice), or
+  refused as it stands (again only once what the booking depends on changes). More new bookings
+  than ``max_per_cycle`` → all held (a misconfigured trigger must not book a calendar). When
+  Zoho's own meeting for our booking appears, or :data:`~.booking.INTEGRATION_WINDOW` passes
+  without it, a ``link`` action leaves exactly one meeting carrying the booking; the request
+  meeting and Zoho's are our pair, never a conflict.
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ import dataclasses
 import datetime as dt
 from typing import Callable, Iterable, Protocol
 
-from .model import Action, DeletedMeeting, Hold, Kind, MeetingRecord, Note, OnDelete, SeenMeeting
+from .booking import INTEGRATION_WINDOW
+from .model import (Action, DeletedMeeting, Hold, Kind, MeetingRecord, Note, OnDelete, Request,
+                    RequestState, SeenMeeting)
 
 
 class SnapshotView(Protocol):
@@ -46,6 +55,7 @@ class SnapshotView(Protocol):
     def pending(self) -> dict[str, Action]: ...
     def has_failure(self, meeting_id: str) -> bool: ...
     def meetings_linked_to(self, booking_id: str) -> set[str]: ...   # not deleted
+    def requests(self) -> dict[str, Request]: ...                      # by request meeting id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +66,7 @@ class PlannerSettings:
     on_delete: OnDelete = OnDelete.CANCEL
     max_cancel_fraction: float = 0.2
     max_cancel_floor: int = 5
+    max_bookings: int | None = None     # [book] max_per_cycle; None: booking from CRM is off
 
     def status_action(self, value: str | None) -> Kind | None:
         return None if value is None else self.status_map.get(value)
@@ -73,14 +84,15 @@ class Plan:
     notes: list[Note] = dataclasses.field(default_factory=list)
     unlinked: list[str] = dataclasses.field(default_factory=list)    # rows to forget
     conflicts: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # booking → ids
-    held: int = 0                      # cancels held by the mass-cancel guard
+    requests: list[Request] = dataclasses.field(default_factory=list)   # request rows to upsert
+    held: int = 0                      # actions held by a guard (mass cancel, mass book)
 
 
 def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: PlannerSettings,
          baseline: bool, now: dt.datetime, cursor: dt.datetime | None,
          deleted: Iterable[DeletedMeeting] = (), deleted_cursor: dt.datetime | None = None,
          upcoming_count: Callable[[], int] = lambda: 0,
-         allow_mass_cancel: bool = False,
+         allow_mass_cancel: bool = False, allow_mass_book: bool = False,
          believable_until: dt.datetime | None = None) -> Plan:
     latest = _latest_versions(records)
     planning = _Planning(view, settings, baseline, now, believable_until,
@@ -90,7 +102,9 @@ def plan(view: SnapshotView, records: Iterable[MeetingRecord], *, settings: Plan
     for item in deleted:
         planning.deletion(item)
     planning.settle_conflicts()
+    planning.link_late_bookings()
     planning.guard_mass_cancel(upcoming_count, allow_mass_cancel)
+    planning.guard_mass_book(allow_mass_book)
     return planning.finish()
 
 
@@ -115,6 +129,8 @@ class _Planning:
         self.pending = view.pending()
         self.actions: dict[str, Action] = {}
         self.touched: set[str] = set()            # bookings whose links this plan may change
+        self.requests = view.requests() if settings.max_bookings is not None else {}
+        self.request_of = {r.booking_id: r for r in self.requests.values() if r.booking_id}
 
     def believable(self, stamp: dt.datetime, meeting_id: str, field: str) -> bool:
         if self.believable_until is None or stamp <= self.believable_until:
@@ -139,11 +155,14 @@ class _Planning:
         if record.booking_id is None:
             if snap is not None:
                 self.unlink(snap)
+            if record.book is not None and not self.baseline:
+                self.book(record)
             return
         row = SeenMeeting.from_record(record, snap)
         if snap is not None and _already_seen(snap, row, self.believable_until):
             return   # the overlap window showed us a version we already handled
         self.touched.add(row.booking_id)
+        self.pair(record)
         if snap is not None and snap.booking_id != record.booking_id:
             self.touched.add(snap.booking_id)
             snap = None   # relinked to another booking: a new meeting as far as Bookings cares
@@ -173,6 +192,51 @@ class _Planning:
             result.drop_pending.append(record.id)
         if row.start != snap.start:
             self.act(row, Kind.RESCHEDULE, snap.start)
+
+    def book(self, record: MeetingRecord) -> None:
+        """A ticked meeting: book it, unless it was booked already or refused as it stands."""
+        if self.settings.max_bookings is None:
+            return
+        fingerprint = record.book.fingerprint(record.start)
+        request = self.requests.get(record.id)
+        if request is not None:
+            if request.state in (RequestState.BOOKED, RequestState.LINKED):
+                return      # booked once: never again from this meeting
+            if request.fingerprint == fingerprint:
+                return      # being booked, or refused, as it stands
+            pending = self.pending.get(record.id)
+            if pending is not None and pending.in_flight is not None:
+                return      # perhaps booked already: the pending action finds out first
+        self.actions[record.id] = Action(
+            meeting_id=record.id, booking_id="", kind=Kind.BOOK, start=record.start,
+            end=record.end, old_start=None, modified=record.modified, planned_at=self.now,
+            request=record.book)
+        self.result.requests.append(Request(record.id, RequestState.BOOKING, fingerprint,
+                                            at=self.now))
+
+    def pair(self, record: MeetingRecord) -> None:
+        """Zoho's meeting for a booking we made has appeared: link the pair."""
+        request = self.request_of.get(record.booking_id)
+        if (request is None or record.id in (request.meeting_id, request.partner)
+                or request.state not in (RequestState.BOOKED, RequestState.LINKED)):
+            return
+        self.actions[request.meeting_id] = Action(
+            meeting_id=request.meeting_id, booking_id=record.booking_id, kind=Kind.LINK,
+            start=record.start, end=record.end, old_start=None, modified=record.modified,
+            planned_at=self.now, partner=record.id)
+
+    def link_late_bookings(self) -> None:
+        """Bookings whose Zoho meeting has not appeared in time: the request meeting carries
+        the booking itself."""
+        for request in self.requests.values():
+            if (request.state is RequestState.BOOKED and request.partner is None
+                    and self.now - request.at >= INTEGRATION_WINDOW
+                    and request.meeting_id not in self.actions
+                    and request.meeting_id not in self.pending):
+                self.actions[request.meeting_id] = Action(
+                    meeting_id=request.meeting_id, booking_id=request.booking_id,
+                    kind=Kind.LINK, start=request.start, end=request.end, old_start=None,
+                    modified=None, planned_at=self.now)
 
     def unlink(self, snap: SeenMeeting) -> None:
         """The meeting's booking-id field was cleared: forget it, and what was pending for it."""
@@ -212,12 +276,14 @@ class _Planning:
         this plan leaves one meeting with it, that meeting is compared again."""
         after = self._links_after()
         for booking in sorted(self.touched):
-            before = self.view.meetings_linked_to(booking)
-            links = after(booking)
+            ours = self.request_of.get(booking)      # our request meeting and Zoho's: a pair
+            mine = {ours.meeting_id} if ours else set()
+            before = self.view.meetings_linked_to(booking) - mine
+            links = after(booking) - mine
             if len(before | links) <= 1:
                 continue
             for meeting_id, action in list(self.actions.items()):
-                if action.booking_id == booking:
+                if action.booking_id == booking and action.kind is not Kind.LINK:
                     del self.actions[meeting_id]
             self.result.drop_pending.extend(
                 m for m, a in self.pending.items() if a.booking_id == booking)
@@ -266,6 +332,21 @@ class _Planning:
             "reason": (f"this cycle would cancel {len(cancels)} of {upcoming} tracked upcoming "
                        f"appointments (limit {limit}); none sent. If that is intended run "
                        f"`bookings-sync --run-once --allow-mass-cancel` or `bookings-sync retry`"),
+        }))
+
+    def guard_mass_book(self, allow: bool) -> None:
+        bookings = [a for a in self.actions.values() if a.kind is Kind.BOOK]
+        limit = self.settings.max_bookings
+        if allow or limit is None or len(bookings) <= limit:
+            return
+        for action in bookings:
+            self.actions[action.meeting_id] = dataclasses.replace(action, held=Hold.MASS_BOOK)
+        self.result.held += len(bookings)
+        self.result.notes.append(Note("error", "guard.mass_book", {
+            "bookings": len(bookings), "limit": limit,
+            "reason": (f"this cycle would book {len(bookings)} meetings ([book] max_per_cycle "
+                       f"is {limit}); none sent. If that is intended run "
+                       f"`bookings-sync --run-once --allow-mass-book` or `bookings-sync retry`"),
         }))
 
     def finish(self) -> Plan:

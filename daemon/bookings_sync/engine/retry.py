@@ -51,7 +51,8 @@ def requeue(store: SnapshotStore, meeting_ids: list[str] | None, now: dt.datetim
         requeued.append(Action(
             meeting_id=failure.meeting_id, booking_id=failure.booking_id, kind=failure.kind,
             start=failure.start or (seen and seen.start), end=seen and seen.end,
-            old_start=None, modified=seen and seen.modified, planned_at=now))
+            old_start=None, modified=seen and seen.modified, planned_at=now,
+            request=failure.request))
     released = [dataclasses.replace(action, held=None, not_before=None)
                 for action in map(Action.from_row, store.pending().values())
                 if (wanted is None or action.meeting_id in wanted)

@@ -107,16 +107,62 @@ class BookingsClient:
                           data={"booking_id": booking_id, "action": action})
 
     def book(self, service_id: str, staff_id: str, from_time: str, customer: dict,
-             time_zone: str | None = None) -> str:
+             time_zone: str | None = None, notes: str | None = None) -> str:
+        """``POST appointment``: ``from_time`` is wall time in ``time_zone`` (the customer's);
+        ``customer``: name, email, phone_number. Returns the new booking id."""
         form = {"service_id": service_id, "staff_id": staff_id, "from_time": from_time,
                 "customer_details": json.dumps(customer)}
         if time_zone:
             form["time_zone"] = time_zone
+        if notes:
+            form["notes"] = notes
         value = self._call("POST", "appointment", "(new)", data=form)
         booking_id = value.get("booking_id")
         if not booking_id:
-            raise ZohoPayloadError("Bookings book: reply has no booking_id")
+            raise ZohoUnreadable("Bookings appointment: booked, but the reply has no booking_id")
         return str(booking_id)
+
+    def workspaces(self) -> list[dict]:
+        return self._list("GET", "workspaces", params={})
+
+    def services(self, workspace_id: str) -> list[dict]:
+        return self._list("GET", "services", params={"workspace_id": workspace_id})
+
+    def staffs(self) -> list[dict]:
+        return self._list("GET", "staffs", params={})
+
+    def find(self, from_time: str, to_time: str, *, customer_email: str,
+             service_id: str) -> list[Appointment]:
+        """``POST fetchappointment``: appointments of ``customer_email`` for ``service_id``
+        starting between the two wall times (the workspace's zone). The filters go in one
+        ``data`` JSON field, as every public client that ran against Zoho sends them; the list
+        sits at ``returnvalue.response`` (or ``data``); no match is the text "No Match Found"."""
+        query = {"from_time": from_time, "to_time": to_time, "customer_email": customer_email,
+                 "service_id": service_id, "per_page": 100}
+        value = self._call("POST", "fetchappointment", "(lookup)",
+                           data={"data": json.dumps(query)})
+        rows = value.get("response", value.get("data"))
+        if not isinstance(rows, list):
+            return []      # "No Match Found", or nothing listed
+        found = []
+        for row in rows:
+            if isinstance(row, dict) and row.get("booking_id"):
+                found.append(Appointment.from_returnvalue(row, str(row["booking_id"])))
+        return found
+
+    def _list(self, method: str, verb: str, params: dict) -> list[dict]:
+        """A catalog list at ``returnvalue.data``; Zoho's "There is no active … for the
+        criteria" is an empty list, not a refusal."""
+        try:
+            value = self._call(method, verb, "(catalog)", params=params)
+        except BookingsRefused as exc:
+            if "no active" in exc.message.lower():
+                return []
+            raise
+        rows = value.get("data")
+        if not isinstance(rows, list):
+            raise ZohoUnreadable(f"Bookings {verb}: reply has no data list")
+        return [row for row in rows if isinstance(row, dict)]
 
     def _call(self, method: str, verb: str, booking_id: str, *, params=None, data=None) -> dict:
         response = self.http.request("bookings", method, f"{self.base}/{verb}", params=params,

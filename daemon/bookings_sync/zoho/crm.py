@@ -99,12 +99,24 @@ class CrmClient:
         return fields
 
     def get_meeting(self, meeting_id: str, fields: Sequence[str]) -> dict | None:
-        response = self.http.request("crm", "GET", f"{self.base}/{self.module}/{meeting_id}",
+        return self.get_record(self.module, meeting_id, fields)
+
+    def get_record(self, module: str, record_id: str, fields: Sequence[str]) -> dict | None:
+        """One record of ``module`` (Events, Contacts, Leads), or None when it is gone."""
+        response = self.http.request("crm", "GET", f"{self.base}/{module}/{record_id}",
                                      params={"fields": ",".join(["id", *fields])})
         if response.status_code in NO_CONTENT:
             return None
-        data = _body(response, f"{self.module}/{meeting_id}").get("data") or []
-        return data[0] if data else None
+        data = _body(response, f"{module}/{record_id}").get("data") or []
+        return data[0] if data and isinstance(data[0], dict) else None
+
+    def delete_meeting(self, meeting_id: str) -> None:
+        """Delete one meeting (to the recycle bin, as Zoho does)."""
+        response = self.http.request("crm", "DELETE", f"{self.base}/{self.module}/{meeting_id}")
+        [result] = _results(response, f"DELETE {self.module}/{meeting_id}")
+        if result.get("status") != "success":
+            raise ZohoApiError(f"DELETE {self.module} {meeting_id}: {result.get('message')}",
+                               code=str(result.get("code", "")))
 
     # -- writing ---------------------------------------------------------------------------
 
