@@ -45,7 +45,8 @@ def fresh_import(*modules: str) -> set[str]:
     return set(out.split())
 
 
-@pytest.mark.parametrize("upper", ["cli", "ops", "config", "checks", "service", "runtime",
+@pytest.mark.parametrize("upper", ["cli", "ops", "config", "checks", "onboard", "scopes",
+                                   "service", "runtime",
                                    "demo", "sandbox"])
 def test_the_engine_imports_nothing_from_the_layers_above_it(upper):
     for path in (PACKAGE / "engine").glob("*.py"):
