@@ -146,6 +146,24 @@ def test_auth_writes_to_output_and_says_the_config_reads_another_file(sb, tmp_pa
     assert f"does not read {elsewhere}" in result.stdout
 
 
+def test_the_service_layout_of_the_readme_works_with_output(sb, tmp_path):
+    """Secrets as systemd credentials in /etc/bookings-sync (no secret keys in the config):
+    ``CREDENTIALS_DIRECTORY=… auth --output …/refresh_token``, then ``check`` reads it there."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "client_secret").write_text(sb.credentials["client_secret"] + "\n")
+    os.chmod(etc / "client_secret", 0o600)
+    config = write_config(sb, tmp_path / "state", etc / "bookings-sync.toml")
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if not line.startswith(("client_secret", "refresh_token"))))
+    env = {"CREDENTIALS_DIRECTORY": str(etc)}
+    result = cli("--config", str(config), "auth", "--output", str(etc / "refresh_token"),
+                 env=env, stdin=sb.issue_grant_code(DEFAULT_SCOPES) + "\n")
+    assert result.code == 0, result.stdout + result.stderr
+    assert "does not read" not in result.stdout
+    assert cli("--config", str(config), "check", env=env).code == 0
+
+
 def test_a_second_auth_replaces_the_token_file_atomically(sb, tmp_path):
     config = auth_config(sb, tmp_path)
     token_file = tmp_path / "refresh_token"

@@ -133,8 +133,8 @@ def _introduce(config: config_mod.Config, target: Path, out) -> None:
     """What to do in the API console, with this configuration's console and scopes."""
     dc = DATA_CENTERS[config.zoho.data_center]
     print(f"Connect bookings-sync to Zoho — data center {dc.key} ({dc.region}).\n"
-          f"  1. Open {dc.console} and sign in as the Zoho user whose CRM meetings and Bookings\n"
-          f"     appointments bookings-sync may change.\n"
+          f"  1. Open {dc.console} and sign in as a Zoho user who may see and edit every\n"
+          f"     booked meeting in CRM and every appointment in Bookings (an administrator).\n"
           f"  2. Open the Self Client with client_id {printable(config.zoho.client_id)} (or add\n"
           f"     one: Add Client → Self Client, then put its client ID and secret into\n"
           f"     {printable(str(config.path))}).\n"
@@ -147,11 +147,20 @@ def _introduce(config: config_mod.Config, target: Path, out) -> None:
     if os.environ.get(config_mod.SECRET_ENV["refresh_token"], "").strip():
         print(f"! ${config_mod.SECRET_ENV['refresh_token']} is set and wins over any file: unset "
               f"it for the daemon to use the new token", file=out)
-    if config.zoho.refresh_token_file != target:
-        print(f"! {printable(str(config.path))} does not read {printable(str(target))} "
-              f"([zoho] refresh_token_file): point it there, or use the file as the systemd "
-              f"credential refresh_token", file=out)
+    if target not in _files_the_config_reads(config):
+        print(f"! {printable(str(config.path))} does not read {printable(str(target))}: set "
+              f"[zoho] refresh_token_file to it, or use it as the systemd credential "
+              f"refresh_token (LoadCredential=)", file=out)
     out.flush()
+
+
+def _files_the_config_reads(config: config_mod.Config) -> list[Path]:
+    """Where the loader looks for a refresh token on disk: ``refresh_token_file``, else the
+    systemd credential (what ``check`` and the service read)."""
+    if config.zoho.refresh_token_file is not None:
+        return [config.zoho.refresh_token_file]
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    return [Path(credentials) / "refresh_token"] if credentials else []
 
 
 def _read_code(stdin, out, console: str) -> str:
