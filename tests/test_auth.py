@@ -11,14 +11,17 @@ naming the likely cause, and nothing is written then.
 from __future__ import annotations
 
 import os
+import pty
 import stat
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from bookings_sync import scopes
 from bookings_sync.config import SyncConfig
-from e2e import cli, future, run_once, write_config
+from e2e import child_env, cli, future, run_once, write_config
 
 DEFAULT_SCOPES = "ZohoCRM.modules.events.READ,ZohoCRM.settings.fields.READ,zohobookings.data.CREATE"
 
@@ -133,6 +136,21 @@ def test_a_grant_code_on_stdin_becomes_a_0600_refresh_token_the_daemon_runs_with
     assert moved.code == 0, moved.stderr[-2000:]
     assert sb.appointment(booking_id)["start"] == future(3, hour=14)
     assert refresh_token not in moved.stderr
+
+
+def test_on_a_terminal_auth_prompts_for_the_code(sb, tmp_path):
+    config = auth_config(sb, tmp_path)
+    code = sb.issue_grant_code(DEFAULT_SCOPES)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bookings_sync", "--config", str(config),
+                             "auth"], stdin=secondary, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=child_env(), text=True)
+    os.close(secondary)
+    os.write(primary, (code + "\n").encode())
+    stdout, stderr = proc.communicate(timeout=60)
+    os.close(primary)
+    assert proc.returncode == 0, stdout + stderr
+    assert "grant code: " in stdout and (tmp_path / "refresh_token").exists()
 
 
 def test_auth_writes_to_output_and_says_the_config_reads_another_file(sb, tmp_path):

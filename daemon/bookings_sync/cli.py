@@ -139,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, suppress=True)
 
     check = sub.add_parser(
-        "check", help="check config, credentials, CRM field and Bookings access (run this first)",
-        description="A checklist for a new setup: configuration valid; token refresh works; the "
-                    "CRM Meetings module is readable and the booking-id field exists; the "
-                    "Bookings API answers. Exit 0 only when every line is ✓.",
+        "check", help="check config, credentials and every scope needed (run this first)",
+        description="A checklist for a new setup: configuration valid; token refresh works; "
+                    "each scope the configured features need, proven by a read-only call (the "
+                    "Meetings list and deleted list, the field list with the booking-id field, "
+                    "a Bookings probe; a write scope from Zoho's token reply). A missing scope "
+                    "is named with the command that fixes it. Exit 0 only when every line is ✓.",
         epilog="example:\n  bookings-sync --config /etc/bookings-sync.toml check",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(check, suppress=True)
