@@ -30,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from bookings_sync.engine.cycle import BATCH_SIZE
 from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.store import SnapshotStore, stamp
 from bookings_sync.zoho.timefmt import format_crm_datetime
@@ -71,11 +72,14 @@ class Bench:
     def config(self, name: str, extra: str = "") -> Path:
         state = self.workdir / name
         path = self.workdir / f"{name}.toml"
-        path.write_text(self.sandbox.config_toml(state, interval=60, sync=extra))
+        # The Bookings budget would hold most of a 10,000-edit burst: measure the Premium plan.
+        path.write_text(self.sandbox.config_toml(state, interval=60, sync=extra,
+                                                 tables="[bookings]\ndaily_call_limit = 100000"))
         return path
 
-    def run(self, config: Path) -> dict:
-        """One ``--run-once`` in a child; its rusage and its cycle.end line."""
+    def run(self, config: Path, *, waiting_ok: bool = False) -> dict:
+        """One ``--run-once`` in a child; its rusage and its cycle.end line. ``waiting_ok``: exit
+        1 with actions still waiting (a backlog drains over cycles) is expected."""
         before_calls = dict(self.sandbox.calls)
         sandbox_cpu = time.process_time()
         started = time.monotonic()
@@ -90,7 +94,8 @@ class Bench:
         for line in stderr.decode().splitlines():
             if line.startswith("{") and '"cycle.end"' in line:
                 end = json.loads(line)
-        if child.returncode not in (0,):
+        expected = (0, 1) if waiting_ok and end.get("pending") else (0,)
+        if child.returncode not in expected:
             raise SystemExit(f"daemon exited {child.returncode}:\n{stderr.decode()[-3000:]}")
         calls = {k: v - before_calls.get(k, 0) for k, v in self.sandbox.calls.items()
                  if v - before_calls.get(k, 0)}
@@ -100,6 +105,7 @@ class Bench:
             "cycle_ms": end.get("duration_ms"), "cycle_cpu_ms": end.get("cpu_ms"),
             "peak_rss_mb": end.get("peak_rss_mb"),
             "store_writes": end.get("store_writes", 0),
+            "store_bytes": end.get("store_bytes", 0), "pending": end.get("pending", 0),
             "state_file_mb": round(state.stat().st_size / 1e6, 2) if state.exists() else 0,
             "sandbox_cpu_s": round(time.process_time() - sandbox_cpu, 3),
             "crm_calls": sum(v for k, v in calls.items() if k.startswith("crm.")),
@@ -126,6 +132,21 @@ class Bench:
                               pruned_at=stamp(dt.datetime.now(dt.timezone.utc)))
             store.commit()
         return config
+
+    def drain(self, config: Path) -> dict:
+        """``--run-once`` until nothing waits (a cycle acts on at most 500 actions): the first
+        run's row, with the totals of all of them."""
+        runs = [self.run(config, waiting_ok=True)]
+        while runs[-1]["pending"]:
+            self.clock.advance(60)
+            runs.append(self.run(config, waiting_ok=True))
+        first = dict(runs[0])
+        for key in ("crm_calls", "bookings_calls", "store_writes", "store_bytes", "wall_s",
+                    "process_cpu_s", "cycle_ms", "cycle_cpu_ms", "sandbox_cpu_s"):
+            first[key] = round(sum(r.get(key) or 0 for r in runs), 3)
+        first["peak_rss_mb"] = max(r["peak_rss_mb"] or 0 for r in runs)
+        first["cycles"] = len(runs)
+        return first
 
     def move(self, pairs, count: int, days: int) -> None:
         for meeting_id, _ in pairs[:count]:
@@ -166,7 +187,7 @@ def scenario_edits(bench: Bench, n: int, ks: list[int]) -> list[dict]:
     for round_no, k in enumerate(ks, start=1):
         bench.clock.advance(60)
         bench.move(pairs, k, days=1000 * round_no)
-        result = bench.run(config)
+        result = bench.drain(config)
         bench.clock.advance(60)
         bench.run(config)                   # the integration's write-backs: no Bookings call
         result["k"] = k
@@ -184,7 +205,7 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
         bench.run(config)                   # token, the cursor settles
         bench.clock.advance(60)
         bench.move(pairs, c, days=1000 * round_no)
-        result = bench.run(config)
+        result = bench.drain(config)
         result.update(snapshot=n, changed=c)
         out.append(result)
         bench.clock.advance(60)
@@ -194,6 +215,55 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
         idle = bench.run(config)            # and the idle cycle after, at this size
         out.append(dict(idle, snapshot=n, changed=0))
     return out
+
+
+PLANS = {"Free": 250, "Basic": 1000, "Premium": 3000}
+
+
+def scenario_plans(edits: list[dict]) -> list[dict]:
+    """What each Bookings plan's daily quota buys, at the measured calls per reschedule."""
+    per = max(r["bookings_per_reschedule"] for r in edits)
+    return [{"plan": plan, "calls_per_day": limit, "bookings_per_reschedule": per,
+             "reschedules_per_day": int(limit // per)} for plan, limit in PLANS.items()]
+
+
+def scenario_kill_halfway(bench: Bench, n: int) -> dict:
+    """``n`` reschedules pending; SIGKILL the run when half have reached Bookings; then clean
+    runs until nothing waits. Extra Bookings calls = total − the ``2 × n`` a clean run spends."""
+    pairs = bench.sandbox.seed(n)
+    config = bench.seed_snapshot(f"kill-{n}", pairs)
+    bench.clock.advance(60)
+    bench.run(config)
+    bench.clock.advance(60)
+    bench.move(pairs, n, days=500)
+    sb = bench.sandbox
+    before = sum(v for k, v in sb.calls.items() if k.startswith("bookings."))
+    child = subprocess.Popen([sys.executable, "-m", "bookings_sync", "--config", str(config),
+                              "--run-once", "--log-format", "json"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sb.calls["bookings.rescheduleappointment"] < n // 2 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    child.kill()
+    child.wait()
+    killed_at = sb.calls["bookings.rescheduleappointment"]
+    bench.clock.advance(60)
+    bench.drain(config)
+    spent = sum(v for k, v in sb.calls.items() if k.startswith("bookings.")) - before
+    moved = sum(1 for m, b in pairs if sb.appointment(b)["start"] == sb.meeting(m)["Start_DateTime"])
+    reschedules = [e["form"]["booking_id"] for e in sb.request_log
+                   if e["endpoint"] == "bookings.rescheduleappointment"]
+    return {"actions": n, "killed_after_reschedules": killed_at, "bookings_calls": spent,
+            "extra_bookings_calls": spent - 2 * n, "moved": moved,
+            "applied_twice": len(reschedules) - len(set(reschedules))}
+
+
+def scenario_baseline(bench: Bench, n: int) -> dict:
+    """The first run over HTTP: every meeting listed and recorded, none acted on."""
+    bench.sandbox.seed(n)
+    config = bench.config(f"baseline-{n}")
+    bench.clock.advance(60)
+    return dict(bench.run(config), meetings=n)
 
 
 def scenario_naive(bench: Bench, n: int, ours: dict) -> dict:
@@ -380,10 +450,11 @@ def main(argv=None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
         return 1 if results["store"]["target_missed"] else 0
-    sizes = dict(idle=[200], edits=(500, [1, 10, 50]), scale=[(1000, [100])], naive=1000) \
+    sizes = dict(idle=[200], edits=(500, [1, 10, 50]), scale=[(1000, [100])], naive=1000,
+                 kill=100, baseline=[1000]) \
         if args.quick else dict(idle=[1000, 10_000, 100_000], edits=(5000, [1, 10, 200, 2000]),
                                 scale=[(10_000, [1000, 10_000]), (100_000, [1000, 10_000])],
-                                naive=100_000)
+                                naive=100_000, kill=500, baseline=[10_000, 100_000])
     results = {"machine": machine(), "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="bookings-sync-bench-") as tmp:
         # Each scenario gets its own sandbox so sizes don't add up.
@@ -418,6 +489,20 @@ def main(argv=None) -> int:
             results["naive"] = scenario_naive(bench, sizes["naive"], growth[0])
         finally:
             bench.close()
+        results["plans"] = scenario_plans(results["edits"])
+        bench = fresh()
+        try:
+            results["kill"] = scenario_kill_halfway(bench, sizes["kill"])
+        finally:
+            bench.close()
+        baselines = []
+        for n in sizes["baseline"]:
+            bench = fresh()
+            try:
+                baselines.append(scenario_baseline(bench, n))
+            finally:
+                bench.close()
+        results["baseline"] = baselines
         results["store"] = store_section(args.quick, Path(tmp))
 
     m = results["machine"]
@@ -428,15 +513,27 @@ def main(argv=None) -> int:
                                   "cycle_ms", "cycle_cpu_ms", "process_cpu_s", "peak_rss_mb",
                                   "store_writes"]))
     print(f"  per day at interval = 60 s: {results['idle'][0]['per_day_at_60s']}\n")
-    print("Cycle with k edits:")
-    print(table(results["edits"], ["k", "crm_calls", "bookings_calls",
+    print("Cycle with k edits (past 500, the backlog drains over several cycles; totals):")
+    print(table(results["edits"], ["k", "cycles", "crm_calls", "bookings_calls",
                                    "bookings_per_reschedule", "cycle_ms", "cycle_cpu_ms",
-                                   "store_writes"]))
-    print("\nScale (one cycle; changed = 0 is the idle cycle after):")
-    print(table(results["scale"], ["snapshot", "changed", "wall_s", "cycle_ms", "cycle_cpu_ms",
-                                   "process_cpu_s", "peak_rss_mb", "state_file_mb",
-                                   "store_writes", "crm_calls", "bookings_calls",
-                                   "sandbox_cpu_s"]))
+                                   "store_writes", "store_bytes"]))
+    print("\nWhat each Bookings plan's daily quota buys:")
+    print(table(results["plans"], ["plan", "calls_per_day", "bookings_per_reschedule",
+                                   "reschedules_per_day"]))
+    kill = results["kill"]
+    print(f"\nSIGKILL halfway through a {kill['actions']}-action cycle (after "
+          f"{kill['killed_after_reschedules']} reschedules), then clean runs: "
+          f"{kill['extra_bookings_calls']} extra Bookings calls (one batch is "
+          f"{BATCH_SIZE} actions), {kill['moved']}/{kill['actions']} moved, "
+          f"{kill['applied_twice']} applied twice")
+    print("\nFirst run (baseline over HTTP):")
+    print(table(results["baseline"], ["meetings", "wall_s", "process_cpu_s", "peak_rss_mb",
+                                      "crm_calls", "store_bytes", "sandbox_cpu_s"]))
+    print("\nScale (the cycles that drain the changes; changed = 0 is the idle cycle after):")
+    print(table(results["scale"], ["snapshot", "changed", "cycles", "wall_s", "cycle_ms",
+                                   "cycle_cpu_ms", "process_cpu_s", "peak_rss_mb",
+                                   "state_file_mb", "store_writes", "store_bytes", "crm_calls",
+                                   "bookings_calls", "sandbox_cpu_s"]))
     naive = results["naive"]
     print(f"\nVersus a naive poller at {naive['meetings']} meetings, one poll a minute:")
     print(table([

@@ -57,7 +57,8 @@ class Soak:
         self.last_expiry = 0.0
         self.config = workdir / "soak.toml"
         self.config.write_text(self.sb.config_toml(
-            workdir / "state", interval=1, sync="overlap_seconds = 2\nmax_backoff_seconds = 4"))
+            workdir / "state", interval=1, sync="overlap_seconds = 2\nmax_backoff_seconds = 4",
+            tables="[bookings]\ndaily_call_limit = 100000"))
         self.daemon: subprocess.Popen | None = None
         self.figures = Counter()
         self.rss: dict[int, list[int]] = {}

@@ -33,6 +33,10 @@ def future(days: int, hour: int = 10, tz: str = "UTC") -> dt.datetime:
     return zone.localize(dt.datetime(day.year, day.month, day.day, hour)).astimezone(UTC)
 
 
+# For tests of bursts larger than the default Bookings budget (250 calls a day).
+PREMIUM_PLAN = "[bookings]\ndaily_call_limit = 100000\n"
+
+
 def write_config(sandbox, state_dir: Path, path: Path, *, crm: str = "", sync: str = "",
                  tables: str = "") -> Path:
     """The config a test runs with: ``interval = 1``, the state in ``state_dir``."""

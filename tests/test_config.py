@@ -141,8 +141,9 @@ def test_state_dir_that_is_a_file(tmp_path):
 def bounds_cases() -> list:
     """Per numeric key: values just inside its range load, just outside, nan and ±inf do not."""
     cases = []
+    defaults = {"sync": cfg.SyncConfig(), "zoho": None, "bookings": cfg.BookingsConfig()}
     for (section, key), allowed in cfg.RANGES.items():
-        integer = isinstance(getattr(cfg.SyncConfig(), key, 0.0), int)
+        integer = isinstance(getattr(defaults[section], key, 0.0), int)
         step = 1 if integer else 0.001
         for value in (allowed.low, allowed.high):
             cases.append(pytest.param(section, key, repr(value), None, id=f"{key}={value}"))
@@ -158,7 +159,10 @@ def bounds_cases() -> list:
 
 @pytest.mark.parametrize("section,key,value,problem", bounds_cases())
 def test_every_number_has_a_range(tmp_path, section, key, value, problem):
-    text = BASE.format(state=tmp_path).replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n")
+    text = BASE.format(state=tmp_path)
+    if f"[{section}]\n" not in text:
+        text += f"\n[{section}]\n"
+    text = text.replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n")
     path = write(tmp_path, text)
     if problem is None:
         config = cfg.load(path)

@@ -20,7 +20,7 @@ from bookings_sync.sandbox import FrozenClock, Sandbox
 from bookings_sync.store import SnapshotStore
 from bookings_sync.zoho.timefmt import format_bookings_time
 
-from e2e import NOW, UTC, cli, future, reschedules, run_once, write_config
+from e2e import NOW, PREMIUM_PLAN, UTC, cli, future, reschedules, run_once, write_config
 
 
 
@@ -124,7 +124,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sb, config, tmp_path):
 
 # -- paging: no change missed, none applied twice ------------------------------------------
 
-def test_450_changes_with_an_edit_between_page_requests(sb, config):
+def test_450_changes_with_an_edit_between_page_requests(sb, tmp_path):
+    config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml", tables=PREMIUM_PLAN)
     pairs = [sb.book(start=future(2 + i // 40, hour=6 + (i % 40) // 4, tz="UTC")
                      + dt.timedelta(minutes=15 * (i % 4)), time_zone="UTC", staff_id=f"s{i}")
              for i in range(450)]
@@ -164,7 +165,8 @@ def test_250_meetings_sharing_one_modified_second(tmp_path):
     with Sandbox(clock=clock) as sb:
         pairs = [sb.book(start=future(3, hour=0) + dt.timedelta(minutes=30 * i),
                          time_zone="Asia/Kolkata", staff_id=f"s{i}") for i in range(250)]
-        config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
+        config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml",
+                              tables=PREMIUM_PLAN)
         assert run_once(config).code == 0
         clock.advance(60)
         for meeting_id, _ in pairs:      # one bulk edit: all in the same second

@@ -205,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
                                      grant_code_scopes=args.grant_code)
         if args.command in ("status", "retry"):
             from bookings_sync import ops
+            from bookings_sync.runtime import budget_settings
             config = _load_for_state(config_mod.config_path(args.config))
             if args.command == "status":
-                return ops.status_command(config.sync.state_dir, as_json=args.json)
+                return ops.status_command(config.sync.state_dir, budget_settings(config),
+                                          as_json=args.json)
             return ops.retry_command(config.sync.state_dir, args.meeting_ids)
         if args.command == "auth":
             from bookings_sync import onboard

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import pytz
+
 from bookings_sync.engine.model import STATUS_KINDS, OnDelete, OnRefused
 from bookings_sync.secret_file import SecretFileError, read_secret, utf8_text
 from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
@@ -89,6 +91,9 @@ RANGES: dict[tuple[str, str], Range] = {
     # Beyond 100,000 cancels per cycle (more than any Bookings calendar holds) the guard is off
     # in all but name: write a smaller number, or use --allow-mass-cancel deliberately.
     ("sync", "max_cancel_floor"): Range(0, 100_000, "cancels"),
+    # Zoho's Bookings plans allow 250 (Free), 1,000 (Basic) or 3,000 (Premium) calls per user
+    # per day; a hundred thousand leaves room for any plan to come without disabling the budget.
+    ("bookings", "daily_call_limit"): Range(1, 100_000, "calls a day"),
 }
 
 # Characters no configuration string may hold (C0, DEL, C1): a path with a NUL byte would be a
@@ -120,6 +125,16 @@ class CrmConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BookingsConfig:
+    # The Bookings API calls your plan allows one user per day: 250 Free, 1,000 Basic,
+    # 3,000 Premium. The default is the smallest plan's: never more than any plan allows.
+    daily_call_limit: int = 250
+    # Zoho counts the day "between 00:00 and 23:59 hours in the respective time zone" (Bookings
+    # API limits page): your Bookings org's time zone.
+    time_zone: str = "UTC"
+
+
+@dataclasses.dataclass(frozen=True)
 class SyncConfig:
     interval: float = 60.0
     state_dir: Path = Path("/var/lib/bookings-sync")
@@ -146,6 +161,7 @@ class Config:
     zoho: ZohoConfig
     crm: CrmConfig
     sync: SyncConfig
+    bookings: BookingsConfig = BookingsConfig()
     # Settings that work but should be fixed (a secret file others can read): log them at start.
     warnings: tuple[ConfigWarning, ...] = ()
 
@@ -159,6 +175,7 @@ _KNOWN_KEYS = {
              "refresh_token_file", "accounts_url", "api_url", "crm_api_version", "timeout"},
     "crm": {"booking_id_field", "status_field", "status_map"},
     "sync": {f.name for f in dataclasses.fields(SyncConfig)},
+    "bookings": {f.name for f in dataclasses.fields(BookingsConfig)},
 }
 
 
@@ -299,6 +316,7 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
     zoho = _Reader(path, "zoho", raw["zoho"])
     crm = _Reader(path, "crm", raw.get("crm", {}))
     sync = _Reader(path, "sync", raw.get("sync", {}))
+    bookings = _Reader(path, "bookings", raw.get("bookings", {}))
 
     data_center = zoho.string("data_center", "com")
     if data_center not in DATA_CENTERS:
@@ -347,9 +365,14 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
         max_cancel_fraction=sync.number("max_cancel_fraction", defaults.max_cancel_fraction),
         max_cancel_floor=sync.number("max_cancel_floor", defaults.max_cancel_floor, integer=True),
     )
+    bookings_defaults = BookingsConfig()
+    bookings_cfg = BookingsConfig(
+        daily_call_limit=bookings.number("daily_call_limit", bookings_defaults.daily_call_limit,
+                                         integer=True),
+        time_zone=_time_zone(bookings, "time_zone", bookings_defaults.time_zone))
     if check_state_dir:
         _check_state_dir(sync, state_dir)
-    return Config(path=path, zoho=zoho_cfg, crm=crm_cfg, sync=sync_cfg,
+    return Config(path=path, zoho=zoho_cfg, crm=crm_cfg, sync=sync_cfg, bookings=bookings_cfg,
                   warnings=tuple(zoho.warnings))
 
 
@@ -357,6 +380,16 @@ def _path(reader: _Reader, key: str) -> Path | None:
     """A file key's path exactly as :meth:`_Reader.secret` reads that file (as written)."""
     value = reader.string(key)
     return Path(value) if value else None
+
+
+def _time_zone(reader: _Reader, key: str, default: str) -> str:
+    """An IANA time zone name (pytz knows it), e.g. Europe/London."""
+    name = reader.string(key, default, empty=False)
+    try:
+        pytz.timezone(name)
+    except pytz.UnknownTimeZoneError:
+        reader.fail(key, f"unknown time zone {name!r} (an IANA name such as Europe/London)")
+    return name
 
 
 def _url(reader: _Reader, key: str) -> str | None:

@@ -15,20 +15,25 @@ import json
 import sys
 from pathlib import Path
 
+from bookings_sync.engine.budget import Budget, BudgetSettings
 from bookings_sync.engine.model import Action, Kind, Result
 from bookings_sync.logs import printable
 from bookings_sync.engine.retry import requeue
 from bookings_sync.exitcodes import ExitCode
 from bookings_sync.mailbox import post_retry_request, waiting_requests
-from bookings_sync.store import STATE_FILE, SnapshotStore, StateCorrupt, StateLocked, parse_stamp
+from bookings_sync.store import (STATE_FILE, SnapshotStore, StateCorrupt, StateLocked, parse_stamp,
+                                 stamp)
 
 
-def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
+def collect_status(state_dir: Path, budget: BudgetSettings | None = None, *,
+                   now: dt.datetime | None = None) -> dict:
     now = now or dt.datetime.now(dt.timezone.utc)
+    budget = budget or BudgetSettings()
     if not (state_dir / STATE_FILE).exists():
         return {"state_dir": str(state_dir), "initialized": False, "last_cycle": None,
                 "cursor": None, "meetings_tracked": 0, "pending": [], "failures": [],
-                "conflicts": {}, "warnings": []}
+                "conflicts": {}, "warnings": [],
+                "bookings_budget": _budget_status(Budget.load({}, budget, now), 0)}
     with SnapshotStore.open_readonly(state_dir) as store:
         meta = store.meta()
         pending = sorted(store.pending().values(), key=lambda a: a["meeting_id"])
@@ -49,7 +54,15 @@ def collect_status(state_dir: Path, *, now: dt.datetime | None = None) -> dict:
                           "warning": m["warning"], "at": m.get("outcome_at")}
                          for m in store.meetings() if m.get("warning")],
             "retry_requests_waiting": waiting_requests(state_dir),
+            "bookings_budget": _budget_status(Budget.load(meta, budget, now),
+                                              meta.get("budget_held") or 0),
         }
+
+
+def _budget_status(budget: Budget, held: int) -> dict:
+    return {"calls_today": budget.used, "daily_limit": budget.limit, "day": str(budget.day),
+            "time_zone": budget.settings.time_zone, "resets_at": stamp(budget.resets_at()),
+            "waiting_for_reset": held, "text": budget.describe()}
 
 
 def _age(seconds: int) -> str:
@@ -78,6 +91,10 @@ def print_status(status: dict, out=sys.stdout) -> None:
     else:
         p("last cycle:       none recorded")
     p(f"meetings tracked: {status['meetings_tracked']}")
+    budget = status["bookings_budget"]
+    p(f"Bookings calls today: {budget['text']}"
+      + (f"; {budget['waiting_for_reset']} actions wait for the reset (soonest appointments "
+         f"went first)" if budget["waiting_for_reset"] else ""))
     held = status.get("held", 0)
     p(f"pending actions:  {len(status['pending'])}"
       + (f" ({held} held by the mass-cancel guard: `bookings-sync retry` or "
@@ -106,9 +123,9 @@ def print_status(status: dict, out=sys.stdout) -> None:
         p(f"retry requests:   {status['retry_requests_waiting']} waiting for the daemon's next cycle")
 
 
-def status_command(state_dir: Path, *, as_json: bool) -> int:
+def status_command(state_dir: Path, budget: BudgetSettings, *, as_json: bool) -> int:
     try:
-        status = collect_status(state_dir)
+        status = collect_status(state_dir, budget)
     except (OSError, StateCorrupt) as exc:
         # Typically a user who may not read the service's state dir (0700): say so in one line.
         print(f"bookings-sync: cannot read the state in {state_dir}: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import structlog
 
 from bookings_sync.config import Config
+from bookings_sync.engine.budget import BudgetSettings
 from bookings_sync.engine.cycle import Cycle, CycleSettings
 from bookings_sync.engine.executor import Executor
 from bookings_sync.engine.meetings import MeetingFields
@@ -34,7 +35,12 @@ def cycle_settings(config: Config) -> CycleSettings:
             max_cancel_floor=sync.max_cancel_floor),
         fields=MeetingFields(booking_id=crm.booking_id_field, status=crm.status_field),
         overlap_seconds=sync.overlap_seconds, prune_after_days=sync.prune_after_days,
-        max_backoff_seconds=sync.max_backoff_seconds)
+        max_backoff_seconds=sync.max_backoff_seconds, budget=budget_settings(config))
+
+
+def budget_settings(config: Config) -> BudgetSettings:
+    return BudgetSettings(daily_limit=config.bookings.daily_call_limit,
+                          time_zone=config.bookings.time_zone)
 
 
 def connect_zoho(config: Config, *, cache_tokens: bool = True) -> ZohoConnection:

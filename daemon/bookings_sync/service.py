@@ -258,6 +258,7 @@ class _Daemon:
             if self.stopping.is_set():
                 return
             started = self.cycle_since = time.monotonic()
+            self.runtime.cycle.progress = self.progressed
             try:
                 report = self.runtime.cycle.run()
             except StateUnwritable as exc:
@@ -276,6 +277,10 @@ class _Daemon:
             if took > self.interval:
                 log.warning("cycle.overran", duration_s=round(took, 1), interval=self.interval,
                             hint="cycles never overlap: the next one starts at the next tick")
+
+    def progressed(self) -> None:
+        """A cycle committed a batch of actions: alive, however long the backlog it drains."""
+        self.cycle_since = time.monotonic()
 
     def crashed(self) -> None:
         """A cycle raised: say so, feed no watchdog, and stop after MAX_CRASHES in a row."""

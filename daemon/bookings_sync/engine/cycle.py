@@ -37,7 +37,8 @@ from bookings_sync.zoho.crm import Page
 from bookings_sync.zoho.errors import ZohoError
 
 from . import planner
-from .executor import Executor, Outcome, RunAborted
+from .budget import Budget, BudgetSettings
+from .executor import BudgetExhausted, Executor, Outcome, RunAborted
 from .meetings import MeetingFields, read_deleted
 from .model import (Action, DeletedMeeting, Failure, Kind, MeetingRecord, Note, OnDelete,
                     Result, SeenMeeting)
@@ -46,6 +47,10 @@ from .retry import after_transient_failure, requeue
 log = structlog.get_logger("bookings_sync.cycle")
 
 PRUNE_EVERY = dt.timedelta(hours=24)
+# A cycle starts at most this many actions (a burst drains over several cycles; each cycle
+# stays far inside the service's WatchdogSec), and commits outcomes every BATCH_SIZE of them.
+MAX_ACTIONS_PER_CYCLE = 500
+BATCH_SIZE = 20
 # How far past the server's clock a CRM timestamp is still believed (see the module docstring).
 CLOCK_SKEW_SECONDS = 60
 
@@ -64,6 +69,7 @@ class CycleSettings:
     overlap_seconds: int = 5
     prune_after_days: int = 30
     max_backoff_seconds: float = 3600
+    budget: BudgetSettings = BudgetSettings()
 
 
 @dataclasses.dataclass
@@ -79,9 +85,13 @@ class CycleReport:
     duration: float = 0.0
     cpu: float = 0.0                  # CPU seconds of this process during the cycle
     store_writes: int = 0
+    store_bytes: int = 0              # written to the state directory (journal, base)
     pending: int = 0                  # actions still waiting after this cycle
     next_try: dt.datetime | None = None
     conflicts: int = 0                # bookings linked to more than one meeting
+    budget_held: int = 0              # due actions left for later: budget or per-cycle bound
+    bookings_calls_today: int = 0
+    bookings_daily_limit: int = 0
     error: str = ""
     plan: planner.Plan | None = None
 
@@ -99,8 +109,11 @@ class CycleReport:
             "crm_calls": self.calls.get("crm", 0), "bookings_calls": self.calls.get("bookings", 0),
             "token_calls": self.calls.get("accounts", 0),
             "duration_ms": round(self.duration * 1000), "cpu_ms": round(self.cpu * 1000),
-            "store_writes": self.store_writes, "pending": self.pending,
+            "store_writes": self.store_writes, "store_bytes": self.store_bytes,
+            "pending": self.pending,
             "next_try": stamp(self.next_try), "conflicts": self.conflicts,
+            "budget_held": self.budget_held, "bookings_calls_today": self.bookings_calls_today,
+            "bookings_daily_limit": self.bookings_daily_limit,
             "peak_rss_mb": peak_rss_mb(), "error": self.error,
         }
 
@@ -127,13 +140,16 @@ class Cycle:
         self.settings = settings
         self.call_counter = call_counter
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        # Called after each committed batch of actions: the daemon counts it as a sign of life
+        # (its watchdog keeps being fed while a long backlog drains).
+        self.progress: Callable[[], None] = lambda: None
 
     # -- the cycle ------------------------------------------------------------------------------
 
     def run(self, *, dry_run: bool = False, allow_mass_cancel: bool = False) -> CycleReport:
         report = CycleReport()
         started, cpu_started = time.monotonic(), time.process_time()
-        writes_before = self.store.writes
+        writes_before, bytes_before = self.store.writes, self.store.bytes_written
         calls_before = self.call_counter().copy()
         log.info("cycle.start", cursor=self.store.cursor, **({"dry_run": True} if dry_run else {}))
         try:
@@ -147,6 +163,7 @@ class Cycle:
             report.duration = time.monotonic() - started
             report.cpu = time.process_time() - cpu_started
             report.store_writes = self.store.writes - writes_before
+            report.store_bytes = self.store.bytes_written - bytes_before
             report.calls = self.call_counter() - calls_before
         if not dry_run:
             self._report_waiting(report)
@@ -170,7 +187,7 @@ class Cycle:
             return
         self._record_plan(plan, changes.read_at, report.baseline, now, server_now)
         self._warn_conflicts()
-        self._act(report, now, allow_mass_cancel)
+        self._act(report, now, server_now, allow_mass_cancel)
 
     def _take_retry_requests(self, now: dt.datetime) -> None:
         requeued = sum(requeue(self.store, ids, now)
@@ -227,8 +244,11 @@ class Cycle:
                         reason="this booking id is on more than one CRM meeting (a clone or an "
                                "import?): nothing is sent for it until only one keeps the id")
 
-    def _act(self, report: CycleReport, now: dt.datetime, allow_mass_cancel: bool) -> None:
-        """Run what is due, then commit 2 — the outcomes."""
+    def _act(self, report: CycleReport, now: dt.datetime, server_now: dt.datetime,
+             allow_mass_cancel: bool) -> None:
+        """Run what is due, soonest appointment first, within the day's Bookings budget and at
+        most :data:`MAX_ACTIONS_PER_CYCLE`; commit the outcomes every :data:`BATCH_SIZE`
+        actions (a kill re-spends at most one batch of Bookings reads)."""
         pending = [Action.from_row(row) for row in self.store.pending().values()]
         due = [a for a in pending if a.due(now, release_held=allow_mass_cancel)
                and len(self.store.meetings_linked_to(a.booking_id)) <= 1]
@@ -237,22 +257,65 @@ class Cycle:
             log.error("guard.holding", held=report.held,
                       hint="bookings-sync --run-once --allow-mass-cancel, or bookings-sync retry")
             report.fail(ExitCode.ACTION_FAILED)
-        if not due:
-            return
-        due.sort(key=lambda a: (a.planned_at, a.meeting_id))
+        budget = Budget.load(self.store.meta(), self.settings.budget, server_now)  # Zoho's day
+        due = sorted(due, key=_soonest)[:MAX_ACTIONS_PER_CYCLE]   # the rest: next cycle
+        ran = 0
+        while ran < len(due) and budget.affordable() > 0:
+            batch = due[ran:ran + min(BATCH_SIZE, budget.affordable())]
+            done, go_on = self._act_batch(batch, report, now, budget)
+            ran += done
+            self.progress()
+            if not go_on:
+                break
+        report.budget_held = len(due) - ran
+        if report.budget_held:
+            log.warning("bookings.budget_holding", waiting=report.budget_held,
+                        calls_today=budget.used, daily_limit=budget.limit,
+                        resets_at=stamp(budget.resets_at()),
+                        hint="the soonest appointments went first; the rest follow after the "
+                             "reset ([bookings] daily_call_limit is your plan's number)")
+            report.fail(ExitCode.ACTION_FAILED)
+        self._record_budget(report, budget)
+
+    def _act_batch(self, batch: list[Action], report: CycleReport, now: dt.datetime,
+                   budget: Budget) -> tuple[int, bool]:
+        """One batch: run, count the Bookings calls, commit outcomes and budget together.
+        Returns how many actions got an outcome, and False when Zoho said the day's limit is
+        reached (nothing more today)."""
+        before = self.call_counter().get("bookings", 0)
+        outcomes, stop = [], None
         try:
-            outcomes = self.executor.run(due)
-        except RunAborted as lost:
-            self._apply(lost.outcomes, now)
-            self.store.commit()
-            raise lost.error from None
+            outcomes = self.executor.run(batch)
+        except RunAborted as aborted:
+            outcomes, stop = aborted.outcomes, aborted
+        budget.spend(self.call_counter().get("bookings", 0) - before)
+        if isinstance(stop, BudgetExhausted):
+            budget.exhaust()
+            log.warning("bookings.limit_reached", error=str(stop.error),
+                        resets_at=stamp(budget.resets_at()),
+                        hint="another client of this Zoho user may spend the same quota")
         self._apply(outcomes, now)
+        self.store.update_meta(**budget.to_meta())
         self.store.commit()
         report.outcomes.update(o.result for o in outcomes)
         if any(o.result.is_failure for o in outcomes):
             report.fail(ExitCode.ACTION_FAILED)
         if any(o.result is Result.RETRY for o in outcomes):
             report.exit_code = ExitCode.ZOHO   # Bookings unreachable: the action waits for later
+        if stop is not None and not isinstance(stop, BudgetExhausted):
+            raise stop.error from None
+        return len(outcomes), stop is None
+
+    def _record_budget(self, report: CycleReport, budget: Budget) -> None:
+        report.bookings_calls_today, report.bookings_daily_limit = budget.used, budget.limit
+        if budget.warn_now():
+            log.warning("bookings.budget", calls_today=budget.used, daily_limit=budget.limit,
+                        resets_at=stamp(budget.resets_at()),
+                        reason="80 % of the day's Bookings calls are spent")
+        meta = {**budget.to_meta(), "budget_held": report.budget_held or None}
+        if any(self.store.meta().get(k) != v for k, v in meta.items()):
+            self.store.update_meta(**meta)
+            self.store.commit()
 
     def _report_waiting(self, report: CycleReport) -> None:
         """What is still waiting: in ``cycle.end`` always, and never an exit 0 while it waits."""
@@ -380,6 +443,14 @@ class _SnapshotView:
 
     def meetings_linked_to(self, booking_id: str) -> set[str]:
         return self.store.meetings_linked_to(booking_id)
+
+
+def _soonest(action: Action) -> tuple:
+    """Sort key: the appointment that comes first (as Bookings holds it, or where it moves),
+    then the order actions were planned."""
+    times = [t for t in (action.old_start, action.start) if t is not None]
+    return (min(times) if times else dt.datetime.max.replace(tzinfo=dt.timezone.utc),
+            action.planned_at, action.meeting_id)
 
 
 def peak_rss_mb() -> float:

@@ -31,8 +31,9 @@ import dataclasses
 import datetime as dt
 from typing import Protocol
 
-from bookings_sync.zoho.bookings import Appointment
-from bookings_sync.zoho.errors import BookingsRefused, ZohoAuthError, ZohoError, ZohoRedirected
+from bookings_sync.zoho.bookings import CALL_LIMIT, Appointment
+from bookings_sync.zoho.errors import (BookingsRefused, ZohoAuthError, ZohoError, ZohoRedirected,
+                                       ZohoUnreachable)
 from bookings_sync.zoho.timefmt import (TimeFormatError, format_bookings_time,
                                         format_crm_datetime, parse_bookings_wall,
                                         parse_crm_datetime, wall_time_occurrences)
@@ -75,6 +76,12 @@ class RunAborted(Exception):
         self.outcomes = outcomes
 
 
+class BudgetExhausted(RunAborted):
+    """Bookings answered that the day's call limit is reached: stop acting (every further call
+    would be refused too); the action that met it stays pending as it was, not one attempt
+    more — it was not its fault."""
+
+
 def result_for(exc: Exception) -> Result:
     """The error → result table (see the module docstring). Auth errors never get here."""
     if isinstance(exc, BookingsRefused):
@@ -97,6 +104,9 @@ class Executor:
                 outcome = self.run_one(action)
             except (ZohoAuthError, ZohoRedirected) as exc:
                 raise RunAborted(exc, outcomes) from exc
+            if outcome.code == CALL_LIMIT:
+                raise BudgetExhausted(ZohoUnreachable(outcome.reason, code=CALL_LIMIT),
+                                      outcomes)
             outcomes.append(outcome)
         return outcomes
 

@@ -7,8 +7,8 @@ three shapes, all handled (public clients disagree on which one Zoho uses):
 ``response.errormessage``; ``response.status != "success"`` + ``response.message``. Those become
 :class:`BookingsRefused` with Zoho's own text — except Zoho's per-day API call limit, which
 arrives in the same shape but is no verdict on the appointment: it becomes
-:class:`ZohoUnreachable` (code ``BOOKINGS_CALL_LIMIT``), so the engine retries on a later cycle
-instead of recording a refusal (or reverting the CRM meeting) — and so is a refusal of the
+:class:`ZohoUnreachable` (code ``BOOKINGS_CALL_LIMIT``), so the engine holds its work until the
+day's reset instead of recording a refusal (or reverting the CRM meeting) — and so is a refusal of the
 token's scope, a :class:`ZohoAuthError` (code ``OAUTH_SCOPE_MISMATCH``): no appointment's fault.
 A reply that is not Bookings' envelope at all (not JSON, no ``response``) is
 :class:`ZohoUnreadable`, worth another try; one whose envelope lacks or garbles a documented
@@ -37,6 +37,7 @@ _CALL_LIMIT = re.compile(r"\b(api|calls?)\b.{0,30}\blimit", re.I)
 # "invalid oauth scope to access this URL": the token lacks zohobookings.data.CREATE.
 _SCOPE = re.compile(r"\boauth\b.{0,20}\bscope", re.I)
 SCOPE = "zohobookings.data.CREATE"
+CALL_LIMIT = "BOOKINGS_CALL_LIMIT"      # the code of Zoho's "call limit exceeded for the day"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +145,7 @@ class BookingsClient:
 def _refuse(verb: str, booking_id: str, message) -> None:
     text = str(message or "request failed")
     if _CALL_LIMIT.search(text):
-        raise ZohoUnreachable(f"Bookings {verb} {booking_id}: {text}", code="BOOKINGS_CALL_LIMIT")
+        raise ZohoUnreachable(f"Bookings {verb} {booking_id}: {text}", code=CALL_LIMIT)
     if _SCOPE.search(text):
         raise ZohoAuthError(f"Bookings {verb}: {text} (the token needs scope {SCOPE})",
                             code="OAUTH_SCOPE_MISMATCH")
