@@ -28,7 +28,7 @@ from bookings_sync.zoho.auth import TokenProvider
 from bookings_sync.zoho.bookings import Appointment
 from bookings_sync.zoho.connection import connect
 from bookings_sync.zoho.crm import CrmClient
-from bookings_sync.zoho.datacenters import DATA_CENTERS, endpoints
+from bookings_sync.zoho.datacenters import DATA_CENTERS, data_center_of, endpoints
 from bookings_sync.zoho.errors import (BookingsRefused, ZohoApiError, ZohoAuthError,
                                        ZohoPayloadError, ZohoUnreachable)
 from bookings_sync.zoho.http import make_session
@@ -614,7 +614,19 @@ def test_deleted_fields_get_update_and_cancel(sb):
 # -- data centers ------------------------------------------------------------------------------
 
 def test_data_centers_and_overrides():
-    assert set(DATA_CENTERS) == {"com", "eu", "in", "com.au", "jp", "ca", "com.cn", "sa"}
+    # Every data center Zoho documents for Bookings (and CRM), plus Accounts' UK, flagged.
+    assert set(DATA_CENTERS) == {"com", "eu", "in", "com.au", "jp", "ca", "com.cn", "sa", "uk"}
+    assert [key for key, dc in DATA_CENTERS.items() if not dc.documented] == ["uk"]
+    assert DATA_CENTERS["uk"].note and not DATA_CENTERS["eu"].note
+    # Canada: Accounts and the console under zohocloud.ca, the API under zohoapis.ca.
+    ca = DATA_CENTERS["ca"]
+    assert (ca.accounts, ca.api, ca.console) == ("https://accounts.zohocloud.ca",
+                                                 "https://www.zohoapis.ca",
+                                                 "https://api-console.zohocloud.ca")
+    assert DATA_CENTERS["com.cn"].console == "https://api-console.zoho.com.cn"
+    assert data_center_of("https://www.zohoapis.eu").key == "eu"
+    assert data_center_of("https://www.zohoapis.com:443/").key == "com"
+    assert data_center_of("http://127.0.0.1:8765") is None and data_center_of(None) is None
     assert endpoints("com") == ("https://accounts.zoho.com", "https://www.zohoapis.com")
     assert endpoints("eu") == ("https://accounts.zoho.eu", "https://www.zohoapis.eu")
     assert endpoints("com.au") == ("https://accounts.zoho.com.au", "https://www.zohoapis.com.au")

@@ -45,7 +45,8 @@ def fresh_import(*modules: str) -> set[str]:
     return set(out.split())
 
 
-@pytest.mark.parametrize("upper", ["cli", "ops", "config", "checks", "service", "runtime",
+@pytest.mark.parametrize("upper", ["cli", "ops", "config", "checks", "onboard", "scopes",
+                                   "service", "runtime",
                                    "demo", "sandbox"])
 def test_the_engine_imports_nothing_from_the_layers_above_it(upper):
     for path in (PACKAGE / "engine").glob("*.py"):
@@ -63,7 +64,7 @@ def test_the_zoho_clients_and_the_store_import_no_engine():
 
 def test_importing_the_daemon_path_never_loads_the_sandbox():
     loaded = fresh_import("bookings_sync.cli", "bookings_sync.service", "bookings_sync.runtime",
-                          "bookings_sync.checks", "bookings_sync.ops")
+                          "bookings_sync.checks", "bookings_sync.ops", "bookings_sync.onboard")
     assert "bookings_sync.runtime" in loaded          # the probe itself works
     assert not {m for m in loaded if m.startswith("bookings_sync.sandbox")}
 

@@ -32,6 +32,7 @@ EPILOG = textwrap.dedent("""\
       bookings-sync --config /etc/bookings-sync.toml --run-once --dry-run  # show the plan only
       bookings-sync --config /etc/bookings-sync.toml                     # the daemon
       bookings-sync sandbox --port 8765 --seed 20                        # a local fake Zoho
+      bookings-sync --config /etc/bookings-sync.toml auth                # connect a Zoho account
 
     exit codes:
     {exit_codes}
@@ -65,6 +66,19 @@ def _seed_count(text: str) -> int:
     if not 0 <= count <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be 0 – {MAX_SEED}, got {count}")
     return count
+
+
+def _file_path(text: str) -> Path:
+    """argparse type of ``--output``: a file name, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file")
+    return Path(text)
+
+
+def _optional_config_path(cli_value: str | None) -> Path | None:
+    """``--config`` or $BOOKINGS_SYNC_CONFIG, else None (``auth --print-scopes``: defaults)."""
+    value = cli_value or os.environ.get(config_mod.CONFIG_ENV)
+    return Path(value) if value else None
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -128,13 +142,39 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, suppress=True)
 
     check = sub.add_parser(
-        "check", help="check config, credentials, CRM field and Bookings access (run this first)",
-        description="A checklist for a new setup: configuration valid; token refresh works; the "
-                    "CRM Meetings module is readable and the booking-id field exists; the "
-                    "Bookings API answers. Exit 0 only when every line is ✓.",
+        "check", help="check config, credentials and every scope needed (run this first)",
+        description="A checklist for a new setup: configuration valid; token refresh works; "
+                    "each scope the configured features need, proven by a read-only call (the "
+                    "Meetings list and deleted list, the field list with the booking-id field, "
+                    "a Bookings probe; a write scope from Zoho's token reply). A missing scope "
+                    "is named with the command that fixes it. Exit 0 only when every line is ✓.",
         epilog="example:\n  bookings-sync --config /etc/bookings-sync.toml check",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(check, suppress=True)
+
+    auth = sub.add_parser(
+        "auth", help="connect a Zoho account: the scopes to grant, then a Self Client grant "
+                     "code → refresh token, then check",
+        description="Zoho's Self Client flow. Prints the API console of the configured data "
+                    "center and the scope string, reads the grant code from stdin (never from "
+                    "the command line), exchanges it at the data center's Accounts host, writes "
+                    "the refresh token to [zoho] refresh_token_file (or --output) with mode "
+                    "0600, then runs check's checks with it. --print-scopes only prints the "
+                    "scopes the configured features need (without a config: the defaults).",
+        epilog="examples:\n"
+               "  bookings-sync auth --print-scopes --explain\n"
+               "  bookings-sync -c /etc/bookings-sync/bookings-sync.toml auth --print-scopes\n"
+               "  bookings-sync -c /etc/bookings-sync/bookings-sync.toml auth\n"
+               "  pbpaste | bookings-sync -c /etc/bookings-sync/bookings-sync.toml auth "
+               "--output /etc/bookings-sync/refresh_token",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    auth.add_argument("--print-scopes", action="store_true",
+                      help="print the comma-separated scopes to grant and exit (no network)")
+    auth.add_argument("--explain", action="store_true",
+                      help="with --print-scopes: say why each scope is needed, with its source")
+    auth.add_argument("--output", metavar="PATH", type=_file_path,
+                      help="write the refresh token here instead of [zoho] refresh_token_file")
+    _common(auth, suppress=True)
 
     retry = sub.add_parser(
         "retry", help="re-queue recorded failures (all, or the given meeting ids)",
@@ -174,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
                 return ops.status_command(config.sync.state_dir, budget_settings(config),
                                           as_json=args.json)
             return ops.retry_command(config.sync.state_dir, args.meeting_ids)
+        if args.command == "auth":
+            from bookings_sync import onboard
+            if args.print_scopes or args.explain:
+                return onboard.print_scopes(_optional_config_path(args.config),
+                                            explain=args.explain)
+            check_ca_bundle()
+            return onboard.auth_command(config_mod.config_path(args.config), output=args.output)
         if args.command == "check":
             from bookings_sync import checks
             check_ca_bundle()

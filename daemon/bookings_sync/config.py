@@ -114,6 +114,8 @@ class ZohoConfig:
     api_url: str
     crm_api_version: str = "v8"
     timeout: float = 30.0
+    # Where ``bookings-sync auth`` writes a new refresh token (None: not set in the file).
+    refresh_token_file: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,10 +209,12 @@ def config_path(cli_value: str | None) -> Path:
     return Path(value)
 
 
-def load(path: Path, *, check_state_dir: bool = True, need_secrets: bool = True) -> Config:
+def load(path: Path, *, check_state_dir: bool = True, need_secrets: bool = True,
+         need_refresh_token: bool = True) -> Config:
     """Read and validate ``path``. Raises :class:`ConfigError` with a one-line message.
     ``need_secrets=False`` is for commands that call no API (``status``, ``retry``): the
-    secrets are then left empty instead of looked up."""
+    secrets are then left empty instead of looked up. ``need_refresh_token=False`` is for
+    ``auth``, which is getting one: only the refresh token is left empty."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -226,7 +230,8 @@ def load(path: Path, *, check_state_dir: bool = True, need_secrets: bool = True)
     except ValueError as exc:   # not UTF-8, or TOMLDecodeError
         problem = str(exc) if isinstance(exc, UnicodeError) else f"malformed TOML: {exc}"
         raise ConfigError(f"{path}: {problem}") from None
-    return _build(path, raw, check_state_dir=check_state_dir, need_secrets=need_secrets)
+    return _build(path, raw, check_state_dir=check_state_dir, need_secrets=need_secrets,
+                  need_refresh_token=need_refresh_token)
 
 
 class _Reader:
@@ -323,7 +328,8 @@ class _Reader:
         return value
 
 
-def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool = True) -> Config:
+def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool = True,
+           need_refresh_token: bool = True) -> Config:
     for section in raw:
         if section not in _KNOWN_KEYS:
             raise ConfigError(f"{path}: [{section}]: unknown section "
@@ -350,9 +356,11 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
         data_center=data_center,
         client_id=zoho.string("client_id", required=True),
         client_secret=zoho.secret("client_secret") if need_secrets else "",
-        refresh_token=zoho.secret("refresh_token") if need_secrets else "",
+        refresh_token=(zoho.secret("refresh_token") if need_secrets and need_refresh_token
+                       else ""),
         accounts_url=accounts_url, api_url=api_url, crm_api_version=version,
         timeout=zoho.number("timeout", 30.0),
+        refresh_token_file=_path(zoho, "refresh_token_file"),
     )
 
     crm_cfg = CrmConfig(
@@ -409,6 +417,12 @@ def _book(reader: _Reader) -> BookConfig:
         reader.fail("default_time_zone", "required when trigger_field is set (the customer's "
                                          "zone when the meeting names none)")
     return book
+
+
+def _path(reader: _Reader, key: str) -> Path | None:
+    """A file key's path exactly as :meth:`_Reader.secret` reads that file (as written)."""
+    value = reader.string(key)
+    return Path(value) if value else None
 
 
 def _time_zone(reader: _Reader, key: str, default: str) -> str:

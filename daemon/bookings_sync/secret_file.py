@@ -5,7 +5,8 @@ byte-order mark. UTF-16/32 text (what Windows editors call "Unicode"), other non
 (Latin-1, Windows-1252), an empty file, a file over 64 KiB or one holding more than one word or
 line is a :class:`SecretFileError` with one line that names the file and never quotes its
 content. The file's permission bits come back too, so the caller can warn when other users may
-read it.
+read it. :func:`write_private` is the writing side (a new refresh token, the token cache):
+atomic, mode 0600 from the first byte.
 :func:`utf8_text` is the same decoding rule, shared with the configuration file.
 
 Zoho's docs say nothing about files; these rules are ours. Zoho's secrets are short ASCII tokens
@@ -61,3 +62,33 @@ def read_secret(file: Path, name: str) -> tuple[str, int]:
         raise SecretFileError(f"{file} holds more than one word or line: it must hold only "
                               f"the {name}")
     return value, mode
+
+
+def write_private(file: Path, data: bytes) -> None:
+    """Replace ``file`` with ``data`` atomically, mode 0600 from the first byte: a reader sees
+    the old content or the new, never a part, and no other user can open it in between. The
+    temporary file is created exclusively (a link planted under its name is not followed).
+    Raises OSError; leaves no temporary file behind."""
+    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)         # left by a crashed earlier run of this pid
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)            # whatever the umask did
+        os.replace(tmp, file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:                                # the rename itself survives a crash too
+        dir_fd = os.open(file.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

@@ -1,4 +1,7 @@
-"""Access tokens from Zoho Accounts (refresh-token grant), minted rarely and shared.
+"""Tokens from Zoho Accounts: access tokens (refresh-token grant), minted rarely and shared, and
+the Self Client's one-time exchange of a grant code for a refresh token
+(:func:`exchange_grant_code`, ``grant_type=authorization_code``). Both go through
+:func:`post_token`.
 
 Zoho lets one refresh token mint at most 10 access tokens per 10 minutes, and a token lives an
 hour. So a token is reused until ``refresh_margin`` before it expires — across threads (a lock)
@@ -8,14 +11,16 @@ config never reuses a stale token). After an API says INVALID_TOKEN, :meth:`inva
 exactly that token; a thread that arrives later with the same stale token does not refresh again.
 
 Secrets go in the POST body, never the URL (URLs end up in logs and exception texts). Failures
-become :class:`ZohoAuthError` with Zoho's error code and a hint, never with a secret.
+become :class:`ZohoAuthError` with Zoho's error code and a hint, never with a secret. The last
+reply's ``api_domain`` and granted ``scope`` are kept (:attr:`TokenProvider.api_domain`,
+:attr:`TokenProvider.scopes`) for ``check`` to compare with the configuration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +32,7 @@ import requests
 import structlog
 
 from bookings_sync.logs import redactor
+from bookings_sync.secret_file import write_private
 
 from .errors import ZohoAuthError, ZohoPayloadError, ZohoUnreachable, ZohoUnreadable
 from .transport import send
@@ -65,7 +71,10 @@ class TokenProvider:
         self._lifetime = 3600.0
         self._refused: tuple[float, ZohoAuthError] | None = None   # (until, error)
         self.refusal_cooldown = 60.0
+        # From the last token reply: Zoho's API host for this account, and the granted scopes
+        # (None when the reply has no ``scope``) — ``check`` compares both with the config.
         self.api_domain: str | None = None
+        self.scopes: frozenset[str] | None = None
         # Token requests sent by this process, each attempt counted (ZohoHttp adds re-sends).
         self.refreshes = 0
         self._fingerprint = hashlib.sha256(
@@ -105,43 +114,19 @@ class TokenProvider:
         form = {"grant_type": "refresh_token", "client_id": self._client_id,
                 "client_secret": self._client_secret, "refresh_token": self._refresh_token}
         self.refreshes += 1
-        prepared = requests.PreparedRequest()
-        # Secrets in the POST body, never the URL; never a redirect followed (transport.send).
-        prepared.prepare(method="POST", url=self._url, data=urlencode(form),
-                         headers={**self._session.headers,
-                                  "Content-Type": "application/x-www-form-urlencoded"})
-        response = send(self._session, prepared, service="accounts", timeout=self._timeout,
-                        deadline=self._timeout[1])
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ZohoUnreachable(f"Zoho Accounts answered HTTP {response.status_code}",
-                                  status_code=response.status_code)
         try:
-            body = response.json()
-        except ValueError:
-            raise ZohoUnreadable(f"Zoho Accounts answered HTTP {response.status_code} with "
-                                 f"a non-JSON body", status_code=response.status_code) from None
-        if not isinstance(body, dict):
-            raise ZohoPayloadError("Zoho Accounts answered with a non-object JSON body")
-        error = body.get("error")
-        if error or "access_token" not in body:
-            code = str(error or "no_access_token")
-            hint = HINTS.get(code, body.get("error_description") or "")
-            message = f"token refresh refused: {code}" + (f" — {hint}" if hint else "")
-            error = ZohoAuthError(message, code=code, status_code=response.status_code)
+            grant = post_token(self._session, self._url, form, timeout=self._timeout,
+                               what="token refresh", hints=HINTS)
+        except ZohoAuthError as error:
             self._refused = (self._clock() + self.refusal_cooldown, error)
-            raise error
-        token = str(body["access_token"])
-        redactor.add(token)     # before anything could log or echo it
-        try:
-            lifetime = float(body.get("expires_in", 3600))
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        self._token, self._expires_at, self._lifetime = token, self._clock() + lifetime, lifetime
+            raise
+        self._token, self._lifetime = grant.access_token, grant.expires_in
+        self._expires_at = self._clock() + grant.expires_in
         self._refused = None
-        self.api_domain = body.get("api_domain")
-        log.info("zoho.token_refreshed", expires_in=int(lifetime))
+        self.api_domain, self.scopes = grant.api_domain, grant.scopes
+        log.info("zoho.token_refreshed", expires_in=int(grant.expires_in))
         self._save_cache()
-        return token
+        return grant.access_token
 
     def _read_cache(self) -> dict | None:
         """The cache file's content if it is ours (same fingerprint), else None."""
@@ -180,17 +165,86 @@ class TokenProvider:
         payload = json.dumps({"fingerprint": self._fingerprint, "access_token": self._token,
                               "expires_at": self._expires_at,
                               "lifetime": self._lifetime}).encode()
-        tmp = self._cache_path.with_name(f".{self._cache_path.name}.tmp-{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)   # in case the file pre-existed with a wider mode
-            os.replace(tmp, self._cache_path)
+            write_private(self._cache_path, payload)
         except OSError as exc:
             # Not fatal: the next process refreshes once more. Say so; never say the token.
             log.warning("zoho.token_cache_unwritable", path=str(self._cache_path),
                         error=exc.strerror)
-            tmp.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A successful token reply. ``refresh_token`` only from the authorization-code grant."""
+    access_token: str
+    expires_in: float
+    api_domain: str | None
+    scopes: frozenset[str] | None
+    refresh_token: str | None = dataclasses.field(default=None, repr=False)
+
+
+def exchange_grant_code(session: requests.Session, accounts_url: str, client_id: str,
+                        client_secret: str, code: str,
+                        timeout: tuple[float, float] = (10.0, 30.0)) -> Grant:
+    """Zoho's Self Client flow: trade a grant code from the API console for a refresh token
+    (``grant_type=authorization_code``). Zoho's errors (``invalid_code``, ``invalid_client``)
+    are :class:`ZohoAuthError` with that code; the caller explains them."""
+    redactor.add(client_secret)
+    redactor.add(code)
+    form = {"grant_type": "authorization_code", "client_id": client_id,
+            "client_secret": client_secret, "code": code}
+    grant = post_token(session, accounts_url.rstrip("/") + "/oauth/v2/token", form,
+                       timeout=timeout, what="grant code exchange", hints={})
+    if not grant.refresh_token:
+        raise ZohoPayloadError("Zoho Accounts answered the grant code without a refresh_token")
+    return grant
+
+
+def post_token(session: requests.Session, url: str, form: dict, *, timeout: tuple[float, float],
+               what: str, hints: dict[str, str]) -> Grant:
+    """One request to Accounts' token endpoint and its reply read: secrets in the POST body,
+    never the URL; never a redirect followed (transport.send); every token in the reply is
+    registered with the log redactor before anything could log or echo it."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method="POST", url=url, data=urlencode(form),
+                     headers={**session.headers,
+                              "Content-Type": "application/x-www-form-urlencoded"})
+    response = send(session, prepared, service="accounts", timeout=timeout, deadline=timeout[1])
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ZohoUnreachable(f"Zoho Accounts answered HTTP {response.status_code}",
+                              status_code=response.status_code)
+    try:
+        body = response.json()
+    except ValueError:
+        raise ZohoUnreadable(f"Zoho Accounts answered HTTP {response.status_code} with "
+                             f"a non-JSON body", status_code=response.status_code) from None
+    if not isinstance(body, dict):
+        raise ZohoPayloadError("Zoho Accounts answered with a non-object JSON body")
+    for key in ("access_token", "refresh_token"):
+        if isinstance(body.get(key), str):
+            redactor.add(body[key])
+    error = body.get("error")
+    if error or "access_token" not in body:
+        code = str(error or "no_access_token")
+        hint = hints.get(code, str(body.get("error_description") or ""))
+        raise ZohoAuthError(f"{what} refused: {code}" + (f" — {hint}" if hint else ""),
+                            code=code, status_code=response.status_code)
+    try:
+        lifetime = float(body.get("expires_in", 3600))
+    except (TypeError, ValueError):
+        lifetime = 3600.0
+    api_domain = body.get("api_domain")
+    refresh = body.get("refresh_token")
+    return Grant(access_token=str(body["access_token"]), expires_in=lifetime,
+                 api_domain=api_domain if isinstance(api_domain, str) else None,
+                 scopes=parse_granted(body.get("scope")),
+                 refresh_token=refresh if isinstance(refresh, str) and refresh else None)
+
+
+def parse_granted(text) -> frozenset[str] | None:
+    """A token reply's ``scope`` as a set of names, or None when the reply has none. Zoho does
+    not document the separator of its reply: spaces (OAuth 2.0, RFC 6749 §3.3) and commas (how
+    the API console takes them) are both read."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return frozenset(text.replace(",", " ").split())
