@@ -20,7 +20,8 @@ from types import SimpleNamespace
 import pytest
 
 from bookings_sync import scopes
-from bookings_sync.config import SyncConfig
+from bookings_sync.config import BookConfig, SyncConfig
+from bookings_sync.engine.model import OnBooked, OnRefused
 from e2e import child_env, cli, future, run_once, write_config
 
 DEFAULT_SCOPES = "ZohoCRM.modules.events.READ,ZohoCRM.settings.fields.READ,zohobookings.data.CREATE"
@@ -78,14 +79,18 @@ def test_explain_gives_each_scope_a_reason_and_a_source():
 
 
 def test_booking_from_crm_adds_its_scopes_once_its_trigger_field_is_set():
-    """The hook for ``[book]`` (not in the config yet): keyed on ``book.trigger_field``."""
     def names(book):
         return [s.name for s in scopes.required(SimpleNamespace(sync=SyncConfig(), book=book))]
-    assert names(None) == names(SimpleNamespace(trigger_field="")) == DEFAULT_SCOPES.split(",")
-    added = set(names(SimpleNamespace(trigger_field="Book_In_Bookings"))) - set(DEFAULT_SCOPES
-                                                                                .split(","))
+    assert names(BookConfig()) == DEFAULT_SCOPES.split(",")
+    added = set(names(BookConfig(trigger_field="Book_In_Bookings"))) - set(DEFAULT_SCOPES
+                                                                           .split(","))
     assert added == {"ZohoCRM.modules.contacts.READ", "ZohoCRM.modules.leads.READ",
-                     "ZohoCRM.modules.events.CREATE", "ZohoCRM.modules.events.DELETE"}
+                     "ZohoCRM.modules.events.UPDATE", "ZohoCRM.modules.events.DELETE"}
+    kept = BookConfig(trigger_field="Book_In_Bookings", on_booked=OnBooked.KEEP)
+    assert "ZohoCRM.modules.events.DELETE" not in names(kept)     # nothing to delete
+    revert = SimpleNamespace(sync=SyncConfig(on_refused=OnRefused.REVERT), book=kept)
+    listed = [s.name for s in scopes.required(revert)]
+    assert listed.count("ZohoCRM.modules.events.UPDATE") == 1       # needed twice, listed once
 
 
 @pytest.mark.parametrize("granted,needed,held", [

@@ -16,7 +16,7 @@ Per feature (sources: the "Scope" section of each Zoho page):
   the only Bookings scope Zoho documents; it covers reads too (get-appointment page);
 - ``on_refused = "revert"`` writes the meeting back (PUT ``Events``, update-records):
   ``ZohoCRM.modules.events.UPDATE``.
-Booking from CRM (``[book]``, being added) has its own branch, :func:`_book_from_crm`.
+Booking from CRM (``[book]``) has its own branch, :func:`_book_from_crm`.
 
 :func:`covers` says whether a granted scope list (a token reply's ``scope``) includes a scope,
 counting the wider names Zoho documents: ``.ALL`` of the same or the parent group
@@ -30,8 +30,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from bookings_sync.config import SyncConfig
-from bookings_sync.engine.model import OnDelete, OnRefused
+from bookings_sync.config import BookConfig, SyncConfig
+from bookings_sync.engine.model import OnBooked, OnDelete, OnRefused
 
 _CRM_DOCS = "https://www.zoho.com/crm/developer/docs/api/v8"
 
@@ -71,31 +71,38 @@ def required(config=None) -> list[Scope]:
                         "read an appointment before acting (getappointment), reschedule it, "
                         "cancel / complete / mark it no-show (updateappointment)",
                         "https://www.zoho.com/bookings/help/api/v1/get-appointment.html"))
-    scopes += _book_from_crm(getattr(config, "book", None))
-    return scopes
+    scopes += _book_from_crm(config.book if config is not None else BookConfig())
+    unique = {}
+    for scope in scopes:                # revert and booking both need Events UPDATE: once
+        unique.setdefault(scope.name, scope)
+    return list(unique.values())
 
 
 def _book_from_crm(book) -> list[Scope]:
-    """Booking from CRM (``[book]``): its scopes once ``[book] trigger_field`` is set. The
-    ``[book]`` table does not exist yet; this branch reads it with ``getattr`` so it switches on
-    when it arrives. Which calls the feature makes is its author's to confirm."""
-    if not getattr(book, "trigger_field", ""):
+    """Booking from CRM (``[book]``), once ``trigger_field`` is set: it reads the meeting's
+    contact or lead, writes the request meeting back (result, trigger, the booking id when Zoho
+    makes no meeting of its own, the description onto Zoho's meeting) and, with
+    ``on_booked = "delete"``, deletes the request meeting."""
+    if not book.enabled:
         return []
-    return [
+    scopes = [
         Scope("ZohoCRM.modules.contacts.READ",
               "booking from CRM: read the meeting's contact (name, email, phone)",
               f"{_CRM_DOCS}/get-records.html"),
         Scope("ZohoCRM.modules.leads.READ",
               "booking from CRM: read the meeting's lead (name, email, phone)",
               f"{_CRM_DOCS}/get-records.html"),
-        Scope("ZohoCRM.modules.events.CREATE",
-              "booking from CRM: create meetings (POST Events)",
-              f"{_CRM_DOCS}/insert-records.html"),
-        Scope("ZohoCRM.modules.events.DELETE",
-              "booking from CRM: remove the request meeting once Bookings' own one exists "
-              "(DELETE Events)",
-              f"{_CRM_DOCS}/delete-records.html"),
+        Scope("ZohoCRM.modules.events.UPDATE",
+              "booking from CRM: tell staff the result and clear the trigger on the request "
+              "meeting; link it to the booking when Zoho makes no meeting (PUT Events)",
+              f"{_CRM_DOCS}/update-records.html"),
     ]
+    if book.on_booked is OnBooked.DELETE:
+        scopes.append(Scope("ZohoCRM.modules.events.DELETE",
+                            "booking from CRM: remove the request meeting once Zoho's own "
+                            "meeting for the booking exists (DELETE Events)",
+                            f"{_CRM_DOCS}/delete-records.html"))
+    return scopes
 
 
 def scope_string(scopes: Iterable[Scope]) -> str:
