@@ -58,23 +58,24 @@ def machine() -> dict:
 
 
 class Bench:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, **sandbox_options):
         self.workdir = workdir
         # A steered clock: data seeded "now" is a minute old by the time we poll, as it would be
         # in real life, without the bench sleeping.
         self.clock = FrozenClock()
         self.sandbox = Sandbox(crm_time_zone="Europe/Berlin", token_ttl=24 * 3600,
-                               clock=self.clock).start()
+                               clock=self.clock, **sandbox_options).start()
 
     def close(self) -> None:
         self.sandbox.stop()
 
-    def config(self, name: str, extra: str = "") -> Path:
+    def config(self, name: str, extra: str = "", tables: str = "") -> Path:
         state = self.workdir / name
         path = self.workdir / f"{name}.toml"
         # The Bookings budget would hold most of a 10,000-edit burst: measure the Premium plan.
-        path.write_text(self.sandbox.config_toml(state, interval=60, sync=extra,
-                                                 tables="[bookings]\ndaily_call_limit = 100000"))
+        path.write_text(self.sandbox.config_toml(
+            state, interval=60, sync=extra,
+            tables=f"[bookings]\ndaily_call_limit = 100000\n{tables}"))
         return path
 
     def run(self, config: Path, *, waiting_ok: bool = False) -> dict:
@@ -215,6 +216,53 @@ def scenario_scale(bench: Bench, n: int, changes: list[int]) -> list[dict]:
         idle = bench.run(config)            # and the idle cycle after, at this size
         out.append(dict(idle, snapshot=n, changed=0))
     return out
+
+
+BOOK_FIELDS = {"Book_In_Bookings": "boolean", "Bookings_Service": "text",
+               "Booking_Result": "text"}
+BOOK_CONFIG = """[book]
+trigger_field = "Book_In_Bookings"
+service_field = "Bookings_Service"
+default_time_zone = "Europe/London"
+result_field = "Booking_Result"
+max_per_cycle = 1000
+"""
+
+
+def scenario_booking(bench: Bench, n: int) -> dict:
+    """The cost of booking from CRM: ``n`` meetings ticked in CRM, booked in one run (Bookings'
+    catalog read once for all of them), linked in the next (Zoho's meeting appears, the request
+    meeting goes), then an idle run. Calls per booking, over the whole life of a booking."""
+    clock, sandbox = bench.clock, bench.sandbox
+    config = bench.config("booking", tables=BOOK_CONFIG)
+    bench.run(config)                                   # the baseline
+    contact = sandbox.crm_create_contact(First_Name="Kim", Last_Name="Lee",
+                                         Email="kim@example.invalid", Phone="+4420794600")
+    day = (clock.now() + dt.timedelta(days=7)).date()
+    day += dt.timedelta(days=(2 - day.weekday()) % 7)   # a Wednesday: business hours
+    for i in range(n):
+        start = dt.datetime(day.year, day.month, day.day, 9 + i // 8, 0,
+                            tzinfo=dt.timezone.utc) + dt.timedelta(weeks=i // 64)
+        sandbox.crm_create_meeting(Start_DateTime=start, Book_In_Bookings=True,
+                                   Bookings_Service="svc-1", Who_Id=contact,
+                                   Owner={"name": "Staff", "id": "1",
+                                          "email": f"staff{i % 8}@sandbox.invalid"})
+    clock.advance(60)
+    runs = [bench.run(config)]                          # book
+    clock.advance(60)
+    runs.append(bench.run(config))                      # link
+    clock.advance(60)
+    runs.append(bench.run(config))                      # idle
+    total = {k: sum(r[k] for r in runs) for k in ("bookings_calls", "crm_calls")}
+    booked = sum(1 for a in sandbox.world.appointments.values() if a.get("source") == "api")
+    return {"bookings": n, "booked": booked,
+            "bookings_calls": total["bookings_calls"],
+            "bookings_per_booking": round(total["bookings_calls"] / n, 2),
+            "crm_calls": total["crm_calls"],
+            "crm_per_booking": round(total["crm_calls"] / n, 2),
+            "idle_bookings_calls_after": runs[2]["bookings_calls"],
+            "calls": {k: sum(r["calls"].get(k, 0) for r in runs)
+                      for k in sorted({k for r in runs for k in r["calls"]})}}
 
 
 PLANS = {"Free": 250, "Basic": 1000, "Premium": 3000}
@@ -451,10 +499,10 @@ def main(argv=None) -> int:
         Path(args.out).write_text(json.dumps(results, indent=2))
         return 1 if results["store"]["target_missed"] else 0
     sizes = dict(idle=[200], edits=(500, [1, 10, 50]), scale=[(1000, [100])], naive=1000,
-                 kill=100, baseline=[1000]) \
+                 kill=100, baseline=[1000], booking=8) \
         if args.quick else dict(idle=[1000, 10_000, 100_000], edits=(5000, [1, 10, 200, 2000]),
                                 scale=[(10_000, [1000, 10_000]), (100_000, [1000, 10_000])],
-                                naive=100_000, kill=500, baseline=[10_000, 100_000])
+                                naive=100_000, kill=500, baseline=[10_000, 100_000], booking=20)
     results = {"machine": machine(), "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="bookings-sync-bench-") as tmp:
         # Each scenario gets its own sandbox so sizes don't add up.
@@ -503,6 +551,11 @@ def main(argv=None) -> int:
             finally:
                 bench.close()
         results["baseline"] = baselines
+        bench = Bench(Path(tmp), extra_event_fields=BOOK_FIELDS)
+        try:
+            results["booking"] = scenario_booking(bench, sizes["booking"])
+        finally:
+            bench.close()
         results["store"] = store_section(args.quick, Path(tmp))
 
     m = results["machine"]
@@ -526,6 +579,11 @@ def main(argv=None) -> int:
           f"{kill['extra_bookings_calls']} extra Bookings calls (one batch is "
           f"{BATCH_SIZE} actions), {kill['moved']}/{kill['actions']} moved, "
           f"{kill['applied_twice']} applied twice")
+    booking = results["booking"]
+    print(f"\nBooking from CRM ({booking['bookings']} meetings ticked; book, link, idle runs): "
+          f"{booking['booked']} booked, {booking['bookings_per_booking']} Bookings and "
+          f"{booking['crm_per_booking']} CRM calls per booking, "
+          f"{booking['idle_bookings_calls_after']} Bookings calls after: {booking['calls']}")
     print("\nFirst run (baseline over HTTP):")
     print(table(results["baseline"], ["meetings", "wall_s", "process_cpu_s", "peak_rss_mb",
                                       "crm_calls", "store_bytes", "sandbox_cpu_s"]))

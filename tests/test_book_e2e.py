@@ -267,3 +267,20 @@ def test_without_zohos_meeting_the_request_meeting_carries_the_booking(make_sand
         assert bookings_calls(sb) == 0
     finally:
         runtime.close()
+
+
+def test_check_proves_what_booking_from_crm_needs(sb, tmp_path):
+    config = book_config(sb, tmp_path)
+    result = cli("--config", str(config), "check")
+    assert result.code == 0, result.stdout
+    for field in ("trigger_field = 'Book_In_Bookings'", "result_field = 'Booking_Result'"):
+        assert f"✓ [book] {field} exists on Meetings" in result.stdout
+    assert "✓ CRM Contacts" in result.stdout and "✓ CRM Leads" in result.stdout
+    narrow = sb.credentials_with("ZohoCRM.modules.events.ALL,ZohoCRM.settings.fields.READ,"
+                                 "ZohoCRM.modules.leads.READ,zohobookings.data.CREATE")
+    config.write_text(config.read_text().replace(sb.credentials["refresh_token"],
+                                                 narrow["refresh_token"]))
+    missing = cli("--config", str(config), "check")
+    assert missing.code == 1
+    assert "✗ CRM Contacts" in missing.stdout
+    assert "the token lacks scope ZohoCRM.modules.contacts.READ" in missing.stdout

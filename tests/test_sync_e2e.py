@@ -47,28 +47,28 @@ def bookings_wall(sb, booking_id: str) -> str:
      pytz.timezone("Asia/Kolkata").localize(dt.datetime(2027, 2, 10, 15, 30)),
      pytz.timezone("Europe/Berlin").localize(dt.datetime(2027, 2, 11, 9, 0))),
 ])
-def test_a_crm_move_moves_the_booking_to_the_same_instant(tmp_path, crm_zone, booked_zone,
-                                                          start, new_start):
-    with Sandbox(crm_time_zone=crm_zone) as sb:
-        meeting_id, booking_id = sb.book(start=start.astimezone(UTC), time_zone=booked_zone)
-        config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
-        baseline = run_once(config)
-        assert baseline.code == 0, baseline.stderr
-        assert sb.calls["bookings.getappointment"] == 0        # the baseline acts on nothing
+def test_a_crm_move_moves_the_booking_to_the_same_instant(make_sandbox, tmp_path, crm_zone,
+                                                          booked_zone, start, new_start):
+    sb = make_sandbox(crm_time_zone=crm_zone)
+    meeting_id, booking_id = sb.book(start=start.astimezone(UTC), time_zone=booked_zone)
+    config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml")
+    baseline = run_once(config)
+    assert baseline.code == 0, baseline.stderr
+    assert sb.calls["bookings.getappointment"] == 0        # the baseline acts on nothing
 
-        sb.reset_counters()
-        sb.crm_move(meeting_id, new_start.astimezone(UTC))
-        result = run_once(config)
-        assert result.code == 0, result.stderr
-        assert sb.calls["bookings.getappointment"] == 1
-        assert sb.calls["bookings.rescheduleappointment"] == 1
-        appt = sb.appointment(booking_id)
-        assert appt["start"] == new_start.astimezone(UTC)
-        [sent] = reschedules(sb)
-        assert sent["form"]["start_time"] == format_bookings_time(new_start, booked_zone)
-        [line] = [e for e in result.event("action") if e["outcome"] == "done"]
-        assert line["meeting_id"] == meeting_id and line["booking_id"] == booking_id
-        assert line["new"] == sent["form"]["start_time"]
+    sb.reset_counters()
+    sb.crm_move(meeting_id, new_start.astimezone(UTC))
+    result = run_once(config)
+    assert result.code == 0, result.stderr
+    assert sb.calls["bookings.getappointment"] == 1
+    assert sb.calls["bookings.rescheduleappointment"] == 1
+    appt = sb.appointment(booking_id)
+    assert appt["start"] == new_start.astimezone(UTC)
+    [sent] = reschedules(sb)
+    assert sent["form"]["start_time"] == format_bookings_time(new_start, booked_zone)
+    [line] = [e for e in result.event("action") if e["outcome"] == "done"]
+    assert line["meeting_id"] == meeting_id and line["booking_id"] == booking_id
+    assert line["new"] == sent["form"]["start_time"]
 
 
 def test_loop_guard_after_our_reschedule_and_after_one_made_in_bookings(sb, config):
@@ -160,23 +160,23 @@ def test_450_changes_with_an_edit_between_page_requests(sb, tmp_path):
     assert len(counts) == 450 and set(counts.values()) == {1}
 
 
-def test_250_meetings_sharing_one_modified_second(tmp_path):
+def test_250_meetings_sharing_one_modified_second(make_sandbox, tmp_path):
     clock = FrozenClock(NOW)
-    with Sandbox(clock=clock) as sb:
-        pairs = [sb.book(start=future(3, hour=0) + dt.timedelta(minutes=30 * i),
-                         time_zone="Asia/Kolkata", staff_id=f"s{i}") for i in range(250)]
-        config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml",
-                              tables=PREMIUM_PLAN)
-        assert run_once(config).code == 0
-        clock.advance(60)
-        for meeting_id, _ in pairs:      # one bulk edit: all in the same second
-            sb.crm_move(meeting_id, sb.meeting(meeting_id)["Start_DateTime"] + dt.timedelta(days=1))
-        sb.reset_counters()
-        assert run_once(config).code == 0
-        counts = Counter(e["form"]["booking_id"] for e in reschedules(sb))
-        assert len(counts) == 250 and set(counts.values()) == {1}
-        for meeting_id, booking_id in pairs:
-            assert sb.appointment(booking_id)["start"] == sb.meeting(meeting_id)["Start_DateTime"]
+    sb = make_sandbox(clock=clock)
+    pairs = [sb.book(start=future(3, hour=0) + dt.timedelta(minutes=30 * i),
+                     time_zone="Asia/Kolkata", staff_id=f"s{i}") for i in range(250)]
+    config = write_config(sb, tmp_path / "state", tmp_path / "sync.toml",
+                          tables=PREMIUM_PLAN)
+    assert run_once(config).code == 0
+    clock.advance(60)
+    for meeting_id, _ in pairs:      # one bulk edit: all in the same second
+        sb.crm_move(meeting_id, sb.meeting(meeting_id)["Start_DateTime"] + dt.timedelta(days=1))
+    sb.reset_counters()
+    assert run_once(config).code == 0
+    counts = Counter(e["form"]["booking_id"] for e in reschedules(sb))
+    assert len(counts) == 250 and set(counts.values()) == {1}
+    for meeting_id, booking_id in pairs:
+        assert sb.appointment(booking_id)["start"] == sb.meeting(meeting_id)["Start_DateTime"]
 
 
 # -- failures -----------------------------------------------------------------------------

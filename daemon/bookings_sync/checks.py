@@ -97,6 +97,8 @@ def check_account(checks: Checklist, config: config_mod.Config) -> int:
             checks.fail(problem[0], problem[1])
         check_events(checks, config, zoho)
         check_crm(checks, config, zoho)
+        if config.book.enabled:
+            check_people(checks, config, zoho)
         check_bookings(checks, config, zoho)
         check_writes(checks, config, zoho.tokens.scopes)
     return ExitCode.OK if not checks.failed else ExitCode.ACTION_FAILED
@@ -208,17 +210,34 @@ def check_crm(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection
         return
     names = {f.get("api_name") for f in fields}
     checks.ok(f"{what} readable with scope {FIELDS_READ} ({len(fields)} fields)")
-    for key, field in (("booking_id_field", config.crm.booking_id_field),
-                       ("status_field", config.crm.status_field)):
+    book = config.book
+    for key, field in (("[crm] booking_id_field", config.crm.booking_id_field),
+                       ("[crm] status_field", config.crm.status_field),
+                       *((f"[book] {key}", getattr(book, key)) for key in (
+                           "trigger_field", "service_field", "staff_field", "time_zone_field",
+                           "result_field") if book.enabled)):
         if not field:
             continue
         if field in names:
-            checks.ok(f"[crm] {key} = {field!r} exists on Meetings")
+            checks.ok(f"{key} = {field!r} exists on Meetings")
             continue
         close = difflib.get_close_matches(field, [n for n in names if n], n=3)
-        checks.fail(f"[crm] {key} = {field!r} is not a Meetings field",
+        checks.fail(f"{key} = {field!r} is not a Meetings field",
                     f"did you mean {', '.join(map(repr, close))}?" if close else
                     "Setup → Modules and Fields → Meetings lists the API names")
+
+
+def check_people(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection) -> None:
+    """Booking from CRM reads the meeting's contact or lead: one record of each, read-only."""
+    for module in ("Contacts", "Leads"):
+        scope = f"ZohoCRM.modules.{module.lower()}.READ"
+        what = f"CRM {module} (GET /crm/{config.zoho.crm_api_version}/{module}, one record)"
+        try:
+            zoho.crm.probe(module)
+        except ZohoError as exc:
+            _refused(checks, config, what, exc, scope)
+            continue
+        checks.ok(f"{what} readable with scope {scope} ([book] reads the meeting's {module[:-1]})")
 
 
 def check_bookings(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection) -> None:

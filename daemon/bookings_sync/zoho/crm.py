@@ -110,6 +110,11 @@ class CrmClient:
         data = _body(response, f"{module}/{record_id}").get("data") or []
         return data[0] if data and isinstance(data[0], dict) else None
 
+    def probe(self, module: str) -> None:
+        """Read one record of ``module`` (or learn there is none): proves the read scope."""
+        self.http.request("crm", "GET", f"{self.base}/{module}",
+                          params={"fields": "id", "per_page": 1})
+
     def delete_meeting(self, meeting_id: str) -> None:
         """Delete one meeting (to the recycle bin, as Zoho does)."""
         response = self.http.request("crm", "DELETE", f"{self.base}/{self.module}/{meeting_id}")
