@@ -178,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser(
         "retry", help="re-queue recorded failures (all, or the given meeting ids)",
-        description="Re-queue failures recorded by earlier cycles and release cancels held by "
-                    "the mass-cancel guard; they run at the next cycle. With a daemon running, "
-                    "the request is handed to it.",
+        description="Re-queue failures recorded by earlier cycles (refusals, refused bookings) "
+                    "and release what a guard holds (mass cancel, mass book); they run at the "
+                    "next cycle. With a daemon running, the request is handed to it.",
         epilog="examples:\n  bookings-sync -c /etc/bookings-sync.toml retry\n"
                "  bookings-sync -c /etc/bookings-sync.toml retry 4876876000000412345",
         formatter_class=argparse.RawDescriptionHelpFormatter)
