@@ -248,12 +248,13 @@ class Harness:
                state_dir: Path | None = None, text: str | None = None) -> Path:
         """The case's config file: the sandbox's, ``[zoho] timeout`` short (fault cases must not
         wait the default 30 s), or ``text`` verbatim."""
-        if text is None:
+        given = text is not None
+        if not given:
             text = self.sb.config_toml(state_dir or self.state_dir, interval=1, crm=crm,
                                        sync=sync, tables=tables)
             text = text.replace("[crm]", f"timeout = {timeout}\n\n[crm]", 1)
         self.config_path.write_text(text)
-        shown = "(text as shown)" if text is not None and not (crm or sync or tables) else \
+        shown = "(its own text)" if given else \
             " ".join(filter(None, (crm, sync, tables))).replace("\n", "; ")
         self.step(f"config {self.config_path.name} for this sandbox: {shown}".strip())
         return self.config_path
