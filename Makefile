@@ -44,5 +44,10 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) bench/soak.py
 
+# Issue 10's campaign: ~400 hostile cases, each against a fresh sandbox with the real console
+# script (~15 min on 2 cores); figures in bench/hostile.json. `--quick` is the smoke variant.
+hostile: $(STAMP)
+	$(PY) bench/hostile.py --jobs 2
+
 clean:
-	rm -rf $(VENV) $(FIDELITY_VENV) .pytest_cache bench/results.json
+	rm -rf $(VENV) $(FIDELITY_VENV) .pytest_cache bench/results.json bench/hostile.json
