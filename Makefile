@@ -7,6 +7,10 @@ STAMP  := $(VENV)/.installed
 # `make fidelity` installs it (25–55 s) and runs it against the sandbox in both If-Modified-Since
 # modes (~25 s); that would slow `make test` by over a minute, so it is a target of its own
 # (tests/test_airbyte_fidelity.py runs it too when .venv-fidelity exists, else it skips).
+# Most of the suite is subprocesses and sockets waiting on each other, so three workers keep two
+# cores busy: ~2 m 55 s instead of 6 m 40 s on the 2-core machine (`make test PYTEST_WORKERS=0`
+# runs it in one process).
+PYTEST_WORKERS ?= 3
 FIDELITY_VENV  := .venv-fidelity
 FIDELITY_STAMP := $(FIDELITY_VENV)/.installed
 
@@ -27,7 +31,7 @@ demo: $(STAMP)
 	$(PY) -m bookings_sync.demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 # The daemon's end-to-end tests against a sandbox whose If-Modified-Since keeps records modified
 # at the instant too (Zoho documents neither way; the overlap design must hold under both).

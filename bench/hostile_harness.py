@@ -47,7 +47,7 @@ import pytz
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from e2e import Run, child_env  # noqa: E402  (the tests' own child-process helpers)
+from e2e import PREMIUM_PLAN, Run, child_env  # noqa: E402  (the tests' own child-process helpers)
 
 from bookings_sync.sandbox import Sandbox  # noqa: E402
 from bookings_sync.sandbox.wire import RAW  # noqa: E402
@@ -247,9 +247,12 @@ class Harness:
     def config(self, *, crm: str = "", sync: str = "", tables: str = "", timeout: float = 2,
                state_dir: Path | None = None, text: str | None = None) -> Path:
         """The case's config file: the sandbox's, ``[zoho] timeout`` short (fault cases must not
-        wait the default 30 s), or ``text`` verbatim."""
+        wait the default 30 s), or ``text`` verbatim. Cases test hostility, not the budget: a
+        premium plan's Bookings quota unless ``tables`` brings its own ``[bookings]``."""
         given = text is not None
         if not given:
+            if "[bookings]" not in tables:
+                tables = f"{tables}\n{PREMIUM_PLAN}"
             text = self.sb.config_toml(state_dir or self.state_dir, interval=1, crm=crm,
                                        sync=sync, tables=tables)
             text = text.replace("[crm]", f"timeout = {timeout}\n\n[crm]", 1)

@@ -99,7 +99,10 @@ def record_scenario(field: str, value, expectation: str):
         h.run_once({0, 1}, label="next run")
         h.expect(h.sb.appointment(g_booking)["start"] == h.at(6, 14), "converge",
                  "the other meeting's move did not reach Bookings in the next cycle")
-        h.status()
+        # A well-formed booking id Bookings does not know can only be found out by asking:
+        # Bookings' refusal, recorded and shown by status, is the clear line for it.
+        h.status(allowed_failures={m1} if field == "BookingId" and expectation == "either"
+                 else frozenset())
 
         def repair():
             h.act("crm_edit", m1, **{field: original})

@@ -2,7 +2,7 @@
 (check, discover, an incremental read of every meeting with the right cursor, and a second read
 under both If-Modified-Since modes) run as ``make fidelity`` runs it.
 
-The connector lives in ``.venv-fidelity`` (``make test`` and ``make fidelity`` build it); a pytest
+The connector lives in ``.venv-fidelity`` (``make fidelity`` builds it); a pytest
 run without that venv skips this test and says how to get it.
 """
 
@@ -21,7 +21,7 @@ CONNECTOR_PYTHON = ROOT / ".venv-fidelity" / "bin" / "python"
 @pytest.mark.slow
 def test_airbyte_connector_reads_the_sandbox_as_it_would_read_zoho():
     if not CONNECTOR_PYTHON.exists():
-        pytest.skip(f"{CONNECTOR_PYTHON} missing: `make fidelity` (or `make test`) builds it")
+        pytest.skip(f"{CONNECTOR_PYTHON} missing: `make fidelity` builds it")
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "fidelity" / "run_airbyte.py"),
                            "--connector-python", str(CONNECTOR_PYTHON)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)

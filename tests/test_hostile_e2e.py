@@ -140,6 +140,28 @@ def test_non_record_items_in_a_page_are_named_and_skipped(sb, config):
     assert sb.appointment(booking_id)["start"] == future(5)
 
 
+def test_junk_in_the_deleted_list_is_named_and_the_real_deletion_still_cancels(sb, config):
+    (meeting_id, booking_id), _ = sb.book(start=future(3)), sb.book(start=future(4))
+    baseline(config, sb)
+    sb.crm_delete(meeting_id)
+    sb.inject("/Events/deleted", "junk_items", items=[None, {"id": None}, {"id": "x"}])
+    result = run_once(config)
+    assert result.code == 1 and len(result.event("crm.bad_record")) == 3
+    assert sb.appointment(booking_id)["status"] == "cancel"
+
+
+def test_a_meeting_id_sent_as_a_json_number_is_a_bad_record_not_another_meetings_key(sb, config):
+    (bad, _), (other, other_booking) = sb.book(start=future(3)), sb.book(start=future(4))
+    baseline(config, sb)
+    sb.crm_raw(bad, id=int(other), Start_DateTime=future(6))   # Zoho's ids are strings
+    result = run_once(config)
+    assert result.code == 1
+    [line] = result.event("crm.bad_record")
+    assert "not a numeric string" in line["reason"]
+    assert bookings_calls(sb) == {}                              # neither booking moved
+    assert sb.appointment(other_booking)["start"] == future(4)
+
+
 # -- bounded work, trusted time -----------------------------------------------------------------
 
 def test_a_page_repeated_forever_stops_the_walk_with_exit_3(sb, config):
@@ -151,6 +173,22 @@ def test_a_page_repeated_forever_stops_the_walk_with_exit_3(sb, config):
     [error] = result.event("cycle.zoho_error")
     assert "repeated a page" in error["error"]
     assert sb.calls["crm.list"] <= 3
+
+
+@pytest.mark.parametrize("path", ["/Events", "/Events/deleted"])   # the list comes first
+def test_an_empty_page_that_claims_more_records_stops_the_run_with_exit_3(sb, config, path):
+    # Stopping there would take a partial list for the whole one (a deletion list cut short
+    # would lose cancels); the cursors stay, so the next clean run reads it all.
+    meeting_id, booking_id = sb.book(start=future(3))
+    baseline(config, sb)
+    sb.crm_delete(meeting_id)
+    sb.inject(path, "page_short", keep=0)
+    result = run_once(config)
+    assert result.code == 3 and "Traceback" not in result.stderr
+    [error] = result.event("cycle.zoho_error")
+    assert "empty page that claims more records" in error["error"]
+    assert run_once(config).code == 0
+    assert sb.appointment(booking_id)["status"] == "cancel"
 
 
 def test_a_trickling_reply_cannot_hold_a_run(sb, tmp_path):

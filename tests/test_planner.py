@@ -43,8 +43,6 @@ class View:
     def apply(self, result: planner.Plan):
         for row in result.meetings:
             self.meetings[row.id] = row
-        for meeting_id in result.unlinked:
-            self.meetings.pop(meeting_id, None)
         for action in result.actions:
             self._pending[action.meeting_id] = action
         for meeting_id in result.drop_pending:
@@ -258,11 +256,25 @@ def test_a_cleared_booking_id_unlinks_so_a_later_delete_sends_nothing():
     view = View()
     run(view, [rec("1001")], baseline=True)
     cleared = run(view, [rec("1001", booking=None, modified=NOW + dt.timedelta(minutes=1))])
-    assert cleared.unlinked == ["1001"] and cleared.actions == [] and "1001" not in view.meetings
+    assert cleared.unlinked == ["1001"] and cleared.actions == []
+    assert view.meetings["1001"].booking_id is None    # kept, so a relink is compared
     later = run(view, [rec("1001", booking=None, start=T0 + dt.timedelta(hours=2),
                            modified=NOW + dt.timedelta(minutes=2))],
                 deleted=[DeletedMeeting("1001", NOW + dt.timedelta(minutes=3))])
     assert later.actions == [] and later.meetings == []
+
+
+def test_a_booking_id_put_back_after_unlinking_is_compared_with_bookings():
+    # Its row outlived the unlink, so the meeting is not taken for a fresh integration copy
+    # (which would be trusted as Bookings' own and sent nothing).
+    view = View()
+    run(view, [rec("1001")], baseline=True)
+    run(view, [rec("1001", booking=None, modified=NOW + dt.timedelta(minutes=1))])
+    relinked = run(view, [rec("1001", start=T0 + dt.timedelta(hours=2),
+                              created=NOW + dt.timedelta(minutes=2),
+                              modified=NOW + dt.timedelta(minutes=2))])   # looks just created
+    assert [(a.meeting_id, a.kind) for a in relinked.actions] == [("1001", Kind.RESCHEDULE)]
+    assert view.meetings["1001"].booking_id == "#AN-1"
 
 
 def test_a_modified_time_past_the_servers_clock_never_moves_the_cursor():

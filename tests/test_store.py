@@ -84,9 +84,11 @@ def test_state_survives_kill_9_at_any_moment_of_a_commit(tmp_path):
     delays = [0.05, 0.11, 0.17, 0.23, 0.31, 0.07, 0.19, 0.27]
     for delay in delays:
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-        time.sleep(delay)
+        child.stdout.readline()      # one commit landed (a loaded machine may take a while) …
+        time.sleep(delay)            # … then the kill falls anywhere in the ones that follow
         child.send_signal(signal.SIGKILL)
         child.wait()
+        child.stdout.close()
         with SnapshotStore.open(tmp_path) as store:
             gen = store.meta().get("gen", 0)
             gens = {m["gen"] for m in store.meetings()}

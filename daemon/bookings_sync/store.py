@@ -239,7 +239,7 @@ class SnapshotStore:
         which run only when a cycle plans many cancels."""
         after = stamp(now)
         return sum(1 for m in self._meetings.all() if m.get("start", "") > after
-                   and not m.get("deleted"))
+                   and m.get("booking_id") and not m.get("deleted"))
 
     def put_meetings(self, docs: Iterable[dict]) -> None:
         """Insert or replace meeting docs (each has ``id``), in two passes over the table."""

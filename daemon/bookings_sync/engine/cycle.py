@@ -211,12 +211,13 @@ class Cycle:
             allow_mass_cancel=Hold.MASS_CANCEL in released,
             allow_mass_book=Hold.MASS_BOOK in released,
             believable_until=server_now + dt.timedelta(seconds=CLOCK_SKEW_SECONDS))
-        plan.notes[:0] = changes.bad + changes.deleted_notes
+        bad = changes.bad + changes.deleted_notes
+        plan.notes[:0] = bad
         report.plan, report.changed, report.planned, report.held = (
             plan, len(plan.meetings), len(plan.actions), plan.held)
         for note in plan.notes:
             log.log(_LEVELS[note.level], note.event, **note.fields)
-        if changes.bad:
+        if bad:      # one bad record never stops the rest, but the run says so
             report.fail(ExitCode.ACTION_FAILED)
         return plan
 
@@ -225,7 +226,6 @@ class Cycle:
         """Commit 1 — write-ahead: snapshot rows, new pending actions and the cursor together."""
         store = self.store
         store.put_meetings([m.to_row() for m in plan.meetings])
-        store.remove_meetings(plan.unlinked)
         store.put_requests([r.to_row() for r in plan.requests])
         store.put_pending([a.to_row() for a in plan.actions])
         store.remove_pending(plan.drop_pending)

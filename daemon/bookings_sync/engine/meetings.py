@@ -63,8 +63,8 @@ class MeetingFields:
         if not isinstance(raw, dict):
             raise RecordError(f"CRM list item {_short(raw)} is not a record")
         meeting_id = raw.get("id")
-        if isinstance(meeting_id, int) and not isinstance(meeting_id, bool):
-            meeting_id = str(meeting_id)
+        # Zoho's ids are digit strings; a number (or anything else) is a broken record, never a
+        # key that could collide with another meeting's.
         if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
             raise RecordError(f"CRM meeting with id {_short(meeting_id)}: id is not a numeric "
                               f"string")
@@ -158,10 +158,8 @@ def read_deleted(raws: Iterable) -> tuple[list[DeletedMeeting], list[Note]]:
     deleted, notes = [], []
     for raw in raws:
         meeting_id = raw.get("id") if isinstance(raw, dict) else None
-        if isinstance(meeting_id, int) and not isinstance(meeting_id, bool):
-            meeting_id = str(meeting_id)
         if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
-            notes.append(Note("warning", "crm.bad_record", {
+            notes.append(Note("error", "crm.bad_record", {
                 "reason": f"deleted-records entry {_short(raw)}: no numeric id"}))
             continue
         deleted_at = None
@@ -169,7 +167,7 @@ def read_deleted(raws: Iterable) -> tuple[list[DeletedMeeting], list[Note]]:
             try:
                 deleted_at = parse_crm_datetime(raw["deleted_time"])
             except TimeFormatError as exc:
-                notes.append(Note("warning", "crm.bad_record", {
+                notes.append(Note("error", "crm.bad_record", {
                     "meeting_id": meeting_id, "reason": f"deleted_time: {exc}"}))
         deleted.append(DeletedMeeting(meeting_id, deleted_at))
     return deleted, notes

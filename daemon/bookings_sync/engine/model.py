@@ -183,9 +183,10 @@ class Request:
 
 @dataclasses.dataclass(frozen=True)
 class SeenMeeting:
-    """What the daemon last saw of a booking-linked meeting: one snapshot row."""
+    """What the daemon last saw of a booking-linked meeting: one snapshot row. ``booking_id``
+    None: the meeting was linked once and its booking-id field has been cleared."""
     id: str
-    booking_id: str
+    booking_id: str | None
     start: dt.datetime
     end: dt.datetime | None
     modified: dt.datetime
@@ -215,7 +216,8 @@ class SeenMeeting:
 
     @classmethod
     def from_row(cls, row: dict) -> "SeenMeeting":
-        return cls(id=row["id"], booking_id=row["booking_id"], start=parse_stamp(row["start"]),
+        return cls(id=row["id"], booking_id=row.get("booking_id"),
+                   start=parse_stamp(row["start"]),
                    end=parse_stamp(row.get("end")), modified=parse_stamp(row["modified"]),
                    status=row.get("status"), deleted=bool(row.get("deleted")),
                    last_action=Kind(row["last_action"]) if row.get("last_action") else None,

@@ -24,8 +24,9 @@ plan; the cycle commits both in one atomic write. Rules (README "How it decides"
   fields; so can an import) is a *conflict* — nothing is sent for that booking, from either
   meeting, while it lasts, and a pending action for it is dropped. When only one meeting keeps
   the id again, that meeting is compared with Bookings (one read; a write only if they differ).
-  A meeting whose booking-id field is cleared (or blank) is unlinked: forgotten by the snapshot,
-  so a later edit or deletion of it sends nothing.
+  A meeting whose booking-id field is cleared (or blank) is unlinked: its row stays without a
+  booking id, so a later edit or deletion of it sends nothing, and an id put back later (or a
+  restored meeting) is compared with Bookings rather than taken for a fresh integration copy.
 - Trusted time: a Modified_Time (or deleted_time) past ``believable_until`` — the server's
   clock plus a small skew — never moves a cursor (one record stamped 2099 must not hide every
   later edit), and a snapshot row holding such a stamp is compared by content, not by stamp.
@@ -82,7 +83,7 @@ class Plan:
     drop_pending: list[str] = dataclasses.field(default_factory=list)
     clear_failures: list[str] = dataclasses.field(default_factory=list)
     notes: list[Note] = dataclasses.field(default_factory=list)
-    unlinked: list[str] = dataclasses.field(default_factory=list)    # rows to forget
+    unlinked: list[str] = dataclasses.field(default_factory=list)    # unlinked this cycle
     conflicts: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # booking → ids
     requests: list[Request] = dataclasses.field(default_factory=list)   # request rows to upsert
     held: int = 0                      # actions held by a guard (mass cancel, mass book)
@@ -152,8 +153,9 @@ class _Planning:
                 result.cursor is None or record.modified > result.cursor):
             result.cursor = record.modified
         snap = self.view.meeting(record.id)
+        known = snap is not None       # seen before: never "fresh from the integration"
         if record.booking_id is None:
-            if snap is not None:
+            if snap is not None and snap.booking_id is not None:
                 self.unlink(snap)
             if record.book is not None and not self.baseline:
                 self.book(record)
@@ -164,8 +166,9 @@ class _Planning:
         self.touched.add(row.booking_id)
         self.pair(record)
         if snap is not None and snap.booking_id != record.booking_id:
-            self.touched.add(snap.booking_id)
-            snap = None   # relinked to another booking: a new meeting as far as Bookings cares
+            if snap.booking_id is not None:
+                self.touched.add(snap.booking_id)
+            snap = None   # (re)linked to a booking: a new meeting as far as Bookings cares
         elif snap is not None and snap.deleted:
             row = dataclasses.replace(row, deleted=True)  # restored from the recycle bin
         result.meetings.append(row)
@@ -178,7 +181,7 @@ class _Planning:
         if snap is None:
             if wanted is not None:
                 self.act(row, wanted, None)
-            elif not _fresh(record, settings):
+            elif known or not _fresh(record, settings):
                 self.act(row, Kind.RESCHEDULE, None)   # edited before we first saw it: compare
             return
         was = settings.status_action(snap.status)
@@ -239,8 +242,11 @@ class _Planning:
                     modified=None, planned_at=self.now)
 
     def unlink(self, snap: SeenMeeting) -> None:
-        """The meeting's booking-id field was cleared: forget it, and what was pending for it."""
+        """The meeting's booking-id field was cleared: it no longer stands for the booking, and
+        what was pending for it goes. Its row stays, unlinked, so that a booking id put back
+        later is compared with Bookings, not taken for a meeting fresh from the integration."""
         self.result.unlinked.append(snap.id)
+        self.result.meetings.append(dataclasses.replace(snap, booking_id=None))
         self.touched.add(snap.booking_id)
         self.actions.pop(snap.id, None)
         if snap.id in self.pending:
@@ -258,8 +264,8 @@ class _Planning:
                 result.deleted_cursor is None or item.deleted_at > result.deleted_cursor):
             result.deleted_cursor = item.deleted_at
         snap = self.view.meeting(item.id)
-        if snap is None or snap.deleted:
-            return    # not booking-linked, not tracked, or already handled
+        if snap is None or snap.deleted or snap.booking_id is None:
+            return    # not booking-linked, not tracked, unlinked, or already handled
         self.touched.add(snap.booking_id)
         row = dataclasses.replace(snap, deleted=True)
         result.meetings.append(row)
@@ -294,7 +300,7 @@ class _Planning:
 
     def _links_after(self) -> Callable[[str], set[str]]:
         """booking id → the meetings linked to it once this plan is applied."""
-        now_linked: dict[str, str | None] = {m: None for m in self.result.unlinked}
+        now_linked: dict[str, str | None] = {}
         for row in self.result.meetings:
             now_linked[row.id] = None if row.deleted else row.booking_id
         added: dict[str, set[str]] = {}

@@ -199,7 +199,12 @@ class CrmClient:
                     continue
                 # Edits keep landing mid-walk: finish; the engine's overlap re-read covers it.
                 log.warning("crm.paging_rewinds_exhausted", path=what, rewinds=rewinds)
-            if not reply.records or not info.get("more_records"):
+            if not reply.records:
+                if info.get("more_records"):
+                    raise ZohoPayloadError(f"GET {what}: an empty page that claims more "
+                                           f"records; stopped after {bounds.pages} pages")
+                return
+            if not info.get("more_records"):
                 return
             first, last = (stamps[0], stamps[-1]) if stamps else (None, None)
             if first is not None and first < last and last <= _trusted_limit(reply) and (
