@@ -778,3 +778,19 @@ def test_http_control_surface(fsb, client, clock):
     assert control("expire_tokens")[0] == 200
     error_of(client.list(), 401, "INVALID_TOKEN")
     assert control("reset_counters")[0] == 200 and not fsb.calls
+
+
+def test_a_client_that_resets_its_connection_costs_the_sandbox_no_traceback(sb, capsys):
+    # A daemon killed with -9 mid-request resets its socket; the sandbox serving tests and the
+    # bench must not print a Python traceback for that.
+    import socket
+    import struct
+    host, port = sb.url.split("//", 1)[1].split(":")
+    for _ in range(3):
+        client = socket.create_connection((host, int(port)))
+        client.sendall(b"GET /crm/v8/Events HTTP/1.1\r\nHost: x\r\n")   # headers unfinished
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()                                                   # RST, not FIN
+    time.sleep(0.3)
+    assert requests.get(f"{sb.url}/crm/v8/Events", timeout=5).status_code == 401   # still serving
+    assert "Traceback" not in capsys.readouterr().err

@@ -109,3 +109,40 @@ def test_lookups_stay_by_id_at_100k(tmp_path):
         assert store.meeting_count() == 100_000
         assert store.meeting(str(1000 + 99_999))["booking_id"] == "#AN-99999"
         assert store.meeting("999999999") is None
+
+
+class _Unwalkable(dict):
+    """A stored table that fails the test if anything walks all of it."""
+
+    def _walked(self, *args):
+        raise AssertionError("a write walked the whole table")
+
+    items = keys = values = __iter__ = _walked
+
+
+def test_a_write_touches_only_its_rows_whatever_the_table_size():
+    # TinyDB's own tables copy every row twice per write; a cycle commits every 20 actions, so
+    # at 100,000 meetings that would dominate (see RowTable). Inserting, updating, replacing and
+    # removing by doc_id must work without walking the table.
+    from tinydb import TinyDB
+    from tinydb.storages import MemoryStorage
+    from tinydb.table import Document
+
+    from bookings_sync.store import RowTable
+
+    class Db(TinyDB):
+        table_class = RowTable
+
+    db = Db(storage=MemoryStorage)
+    table = db.table("meetings", cache_size=0)
+    table.insert_multiple(Document({"n": i}, doc_id=i) for i in range(1, 1001))
+    tables = db.storage.read()
+    tables["meetings"] = _Unwalkable(tables["meetings"])
+    table.insert_multiple([Document({"n": 5000}, doc_id=5000)])
+    table.update(lambda doc: doc.update(n=-7), doc_ids=[7])
+    table.remove(doc_ids=[9])
+    with pytest.raises(ValueError):                       # an existing id is still refused
+        table.insert_multiple([Document({"n": 0}, doc_id=1)])
+    assert table.get(doc_id=5000)["n"] == 5000 and table.get(doc_id=7)["n"] == -7
+    assert table.get(doc_id=9) is None and table.get(doc_id=8)["n"] == 8
+    assert dict.__len__(tables["meetings"]) == 1000

@@ -256,8 +256,9 @@ class Cycle:
         most :data:`MAX_ACTIONS_PER_CYCLE`; commit the outcomes every :data:`BATCH_SIZE`
         actions (a kill re-spends at most one batch of Bookings reads)."""
         pending = [Action.from_row(row) for row in self.store.pending().values()]
+        conflicted = self.store.conflicts()
         due = [a for a in pending if a.due(now, released=released)
-               and len(self.store.meetings_linked_to(a.booking_id)) <= 1]
+               and a.booking_id not in conflicted]
         report.held = sum(1 for a in pending if a.held and a.held not in released)
         if report.held:
             log.error("guard.holding", held=report.held,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -216,6 +217,13 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        # A client killed mid-request (kill -9 tests, the bench's kill halfway) resets its
+        # socket: that is the client's business, not a sandbox fault worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def serve(sandbox, host: str, port: int) -> tuple[Server, threading.Thread]:
