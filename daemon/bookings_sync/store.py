@@ -235,7 +235,8 @@ class SnapshotStore:
         return doc  # a Document (dict); treat as read-only
 
     def meetings(self) -> Iterator[dict]:
-        return iter(self._meetings.all())
+        """Every tracked meeting's row, as stored: read-only."""
+        return (row for _, row in self._meetings.rows())
 
     def meeting_count(self) -> int:
         return len(self._meetings)
@@ -244,7 +245,7 @@ class SnapshotStore:
         """Tracked meetings that start after ``now`` and were not deleted. O(n): for guards,
         which run only when a cycle plans many cancels."""
         after = stamp(now)
-        return sum(1 for m in self._meetings.all() if m.get("start", "") > after
+        return sum(1 for _, m in self._meetings.rows() if m.get("start", "") > after
                    and m.get("booking_id") and not m.get("deleted"))
 
     def put_meetings(self, docs: Iterable[dict]) -> None:
@@ -284,10 +285,17 @@ class SnapshotStore:
     def _links(self) -> dict[str, set[str]]:
         """booking id → meeting ids, built once per process (O(n)), then kept up to date."""
         if self._booking_links is None:
-            self._booking_links, self._booking_of, self._conflicted = {}, {}, set()
-            for doc in self._meetings.all():
-                if not doc.get("deleted") and doc.get("booking_id"):
-                    self._link(doc["id"], doc["booking_id"])
+            self._booking_of = {row["id"]: row["booking_id"] for _, row in self._meetings.rows()
+                                if row.get("booking_id") and not row.get("deleted")}
+            links: dict[str, set[str]] = {}
+            for meeting_id, booking_id in self._booking_of.items():
+                ids = links.get(booking_id)
+                if ids is None:
+                    links[booking_id] = {meeting_id}
+                else:
+                    ids.add(meeting_id)
+            self._booking_links = links
+            self._conflicted = {b for b, ids in links.items() if len(ids) > 1}
         return self._booking_links
 
     def _link(self, meeting_id: str, booking_id: str | None) -> None:
@@ -372,9 +380,9 @@ class SnapshotStore:
         day), never on an idle cycle's hot path."""
         cutoff = stamp(before)
         pending = self._pending
-        old = [doc.doc_id for doc in self._meetings.all()
-               if (doc.get("end") or doc.get("start") or "9") < cutoff
-               and not pending.contains(doc_id=doc.doc_id)]
+        old = [int(doc_id) for doc_id, row in self._meetings.rows()
+               if (row.get("end") or row.get("start") or "9") < cutoff
+               and not pending.contains(doc_id=int(doc_id))]
         if old:
             self.remove_meetings(str(i) for i in old)
             failed = [i for i in old if self._failures.contains(doc_id=i)]
@@ -451,7 +459,13 @@ class RowTable(Table):
     docstring says why: storages may turn keys into strings); at 100,000 meetings that is
     ~0.1 s per write, and a cycle commits every 20 actions. Our storage keeps the tables in
     memory with ``str`` keys, so the same operations run on a view that converts each key
-    as it is used. Reads are TinyDB's own (already a dict lookup by ``doc_id``)."""
+    as it is used. Reads by ``doc_id`` are TinyDB's own (already a dict lookup); walks over
+    every row use :meth:`rows`, which does not copy each row into a ``Document`` as
+    ``all()`` does (0.5 s at 100,000 meetings)."""
+
+    def rows(self) -> Iterator[tuple[str, dict]]:
+        """(doc id, row) of every stored row, the rows themselves: read-only."""
+        return iter(list((self._storage.read() or {}).get(self.name, {}).items()))
 
     def _update_table(self, updater) -> None:
         tables = self._storage.read() or {}

@@ -168,26 +168,16 @@ class CrmClient:
         what = url.rsplit("/crm/", 1)[-1]
         bounds = _WalkBounds(what)
         page, token = 1, None
-        offset_steps = rewinds = 0
-        # id -> (keyset value as sent, offset_steps when last seen): spots an edit that may
-        # have shifted a later offset page.
-        seen: dict[str, tuple[str, int]] = {}
+        rewinds = 0
+        shifts = _ShiftWatch(keyset_field)
         while True:
             bounds.before_request(since, page, token)
             params = dict(base, **({"page_token": token} if token else {"page": page}))
             reply, info = self._list(url, params, since)
             records = [r for r in reply.records if isinstance(r, dict)]   # others: adapter's
-            rewind_to = None
             stamps = [s for s in (_stamp(r, keyset_field) for r in records) if s] \
                 if keyset_field else []
-            for record in records if stamps else ():
-                value = _key(record.get(keyset_field))
-                before = seen.get(_key(record.get("id")))
-                if before and before[0] != value and before[1] < offset_steps:
-                    old = _stamp({keyset_field: before[0]}, keyset_field)
-                    if old is not None:
-                        rewind_to = old if rewind_to is None else min(rewind_to, old)
-                seen[_key(record.get("id"))] = (value, offset_steps)
+            rewind_to = shifts.rewind_to(records) if stamps else None
             bounds.after_page(records)
             yield reply
             if rewind_to is not None:
@@ -216,7 +206,7 @@ class CrmClient:
                 since = last - dt.timedelta(seconds=1)
                 page, token = 1, None
                 continue
-            offset_steps += 1   # no keyset, a crowded second, or stamps we cannot trust
+            shifts.offset_steps += 1   # no keyset, a crowded second, or untrusted stamps
             if token is None and (page + 1) * per_page <= MAX_OFFSET_RECORDS:
                 page += 1
             else:
@@ -225,6 +215,31 @@ class CrmClient:
                     raise ZohoPayloadError(f"GET {what}: more_records without next_page_token "
                                            f"past {MAX_OFFSET_RECORDS} records")
                 bounds.new_page_token(str(token))
+
+
+class _ShiftWatch:
+    """Spots an edit that may have shifted a later offset page: a record seen again with
+    another keyset value than when an earlier offset step read it. Such an edit moves the
+    record to the end of the sort, so every record behind it slid one place towards the pages
+    already read; the walk rewinds to the oldest value it had."""
+
+    def __init__(self, keyset_field: str | None):
+        self.keyset_field = keyset_field
+        self.offset_steps = 0
+        # id -> (keyset value as sent, offset_steps when last seen)
+        self.seen: dict[str, tuple[str, int]] = {}
+
+    def rewind_to(self, records: list[dict]) -> dt.datetime | None:
+        field, rewind_to = self.keyset_field, None
+        for record in records:
+            value = _key(record.get(field))
+            before = self.seen.get(_key(record.get("id")))
+            if before and before[0] != value and before[1] < self.offset_steps:
+                old = _stamp({field: before[0]}, field)
+                if old is not None:
+                    rewind_to = old if rewind_to is None else min(rewind_to, old)
+            self.seen[_key(record.get("id"))] = (value, self.offset_steps)
+        return rewind_to
 
 
 class _WalkBounds:
