@@ -317,7 +317,7 @@ class SnapshotStore:
     # -- pending actions -----------------------------------------------------------------------
 
     def pending(self) -> dict[str, dict]:
-        return {doc["meeting_id"]: dict(doc) for doc in self._pending.all()}
+        return {row["meeting_id"]: dict(row) for _, row in self._pending.rows()}
 
     def pending_count(self) -> int:
         return len(self._pending)
@@ -331,7 +331,7 @@ class SnapshotStore:
     # -- failures ------------------------------------------------------------------------------
 
     def failures(self) -> dict[str, dict]:
-        return {doc["meeting_id"]: dict(doc) for doc in self._failures.all()}
+        return {row["meeting_id"]: dict(row) for _, row in self._failures.rows()}
 
     def failure(self, meeting_id: str) -> dict | None:
         return self._failures.get(doc_id=meeting_doc_id(meeting_id))
@@ -345,7 +345,7 @@ class SnapshotStore:
     # -- booking requests (meetings ticked "book in Bookings") ---------------------------------
 
     def requests(self) -> dict[str, dict]:
-        return {doc["meeting_id"]: dict(doc) for doc in self._requests.all()}
+        return {row["meeting_id"]: dict(row) for _, row in self._requests.rows()}
 
     def request(self, meeting_id: str) -> dict | None:
         return self._requests.get(doc_id=meeting_doc_id(meeting_id))
@@ -392,9 +392,9 @@ class SnapshotStore:
         # Booking requests settled (linked or refused) that long ago: their meetings are past.
         settled = set(settled)
         self._remove(self._requests, [
-            doc["meeting_id"] for doc in self._requests.all()
-            if doc.get("state") in settled and doc.get("at", "9") < cutoff
-            and not pending.contains(doc_id=doc.doc_id)])
+            row["meeting_id"] for doc_id, row in self._requests.rows()
+            if row.get("state") in settled and row.get("at", "9") < cutoff
+            and not pending.contains(doc_id=int(doc_id))])
         return len(old)
 
     # -- writing rows: every change is named to the storage, which journals just those rows ----
