@@ -241,7 +241,9 @@ def test_30_kills_at_random_moments_never_double_book(sb, tmp_path):
     assert sorted(start for _, start in booked) == sorted(wanted.values())
 
 
-def test_without_zohos_meeting_the_request_meeting_carries_the_booking(make_sandbox, tmp_path):
+@pytest.mark.parametrize("history", ["new", "unlinked before"])
+def test_without_zohos_meeting_the_request_meeting_carries_the_booking(make_sandbox, tmp_path,
+                                                                       history):
     clock = FrozenClock(NOW)
     sb = make_sandbox(clock=clock, extra_event_fields=EXTRA_FIELDS,
                       integration_meetings_for_api_bookings=False)
@@ -250,7 +252,20 @@ def test_without_zohos_meeting_the_request_meeting_carries_the_booking(make_sand
     try:
         assert runtime.cycle.run().exit_code == 0
         clock.advance(60)
-        request_meeting = ticked(sb, weekday_at(5, 10), customer(sb))
+        if history == "new":
+            request_meeting = ticked(sb, weekday_at(5, 10), customer(sb))
+        else:
+            # A meeting that once carried a booking id keeps an (unlinked) snapshot row: the
+            # row the link writes must replace it, or our own PUT reads back as a relink.
+            request_meeting = ticked(sb, weekday_at(5, 10), customer(sb),
+                                     Book_In_Bookings=False, BookingId="#AN-77777")
+            assert runtime.cycle.run().exit_code == 0
+            clock.advance(60)
+            sb.crm_edit(request_meeting, BookingId=None)
+            assert runtime.cycle.run().exit_code == 0
+            assert runtime.store.meeting(request_meeting)["id"] == request_meeting   # row kept
+            clock.advance(60)
+            sb.crm_edit(request_meeting, Book_In_Bookings=True)
         clock.advance(60)
         assert runtime.cycle.run().exit_code == 0
         [booking_id] = [a["booking_id"] for a in sb.world.appointments.values()]

@@ -396,9 +396,12 @@ class Cycle:
         for outcome in outcomes:
             action = outcome.action
             _log_outcome(outcome)
+            settled = None
             if action.kind in (Kind.BOOK, Kind.LINK) and outcome.result is not Result.RETRY:
-                rows += self._settle_request(outcome, now)
-            row = store.meeting(action.meeting_id)
+                settled = self._settle_request(outcome, now)
+            # The request meeting that now carries its booking: the row the link made, not
+            # the stored one (which an earlier unlink may have left without a booking id).
+            row = settled.to_row() if settled else store.meeting(action.meeting_id)
             if row is not None:
                 seen = dataclasses.replace(SeenMeeting.from_row(row), last_action=action.kind,
                                            outcome=outcome.result, outcome_at=now,
@@ -424,8 +427,9 @@ class Cycle:
         store.put_pending(retry)
         store.put_failures(failures)
 
-    def _settle_request(self, outcome: Outcome, now: dt.datetime) -> list[dict]:
-        """A book or link action's outcome in its request's row; the snapshot row it makes."""
+    def _settle_request(self, outcome: Outcome, now: dt.datetime) -> SeenMeeting | None:
+        """A book or link action's outcome in its request's row; the snapshot row it makes
+        when the request meeting now carries the booking."""
         action, store = outcome.action, self.store
         row = store.request(action.meeting_id)
         before = Request.from_row(row) if row else None
@@ -438,20 +442,19 @@ class Cycle:
                 fingerprint, at=now, booking_id=outcome.booking_id,
                 reason=None if booked else outcome.reason, start=action.start,
                 end=action.end).to_row()])
-            return []
+            return None
         if outcome.result is not Result.DONE:
-            return []
+            return None
         store.put_requests([dataclasses.replace(
             before, state=RequestState.LINKED, at=now,
             partner=action.partner or action.meeting_id).to_row()])
         if outcome.crm_modified is None:
             store.remove_meetings([action.meeting_id])    # deleted, or left unlinked
-            return []
+            return None
         # The request meeting now carries the booking: its row at the version our PUT made,
         # so that reading it back is no change.
-        return [SeenMeeting(id=action.meeting_id, booking_id=action.booking_id,
-                            start=before.start, end=before.end,
-                            modified=outcome.crm_modified).to_row()]
+        return SeenMeeting(id=action.meeting_id, booking_id=action.booking_id,
+                           start=before.start, end=before.end, modified=outcome.crm_modified)
 
     def _record_cycle(self, report: CycleReport) -> None:
         # For `status`: a small file of its own, so an idle cycle never rewrites the snapshot.
