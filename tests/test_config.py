@@ -274,3 +274,9 @@ def test_changed_keys_names_keys_never_values(tmp_path):
     changed = cfg.changed_keys(old, new)
     assert changed == ["[zoho] client_secret", "[sync] interval"]
     assert "rotated" not in repr(changed) and "s3cret" not in repr(changed)
+    # The tables added later count too: a reload that changes only them is not "nothing".
+    newer = dataclasses.replace(
+        old, bookings=dataclasses.replace(old.bookings, daily_call_limit=1000),
+        book=dataclasses.replace(old.book, max_per_cycle=5))
+    assert cfg.changed_keys(old, newer) == ["[bookings] daily_call_limit",
+                                            "[book] max_per_cycle"]

@@ -466,9 +466,11 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     """``[section] key`` of each setting that differs between two loads — names only, never
     values: two of them are secrets."""
     changed = []
-    for section in ("zoho", "crm", "sync"):
-        before, after = getattr(old, section), getattr(new, section)
-        changed += [f"[{section}] {field.name}" for field in dataclasses.fields(before)
+    for section in dataclasses.fields(old):       # every table: none can be forgotten
+        before, after = getattr(old, section.name), getattr(new, section.name)
+        if not dataclasses.is_dataclass(before):
+            continue                              # the path, the warnings
+        changed += [f"[{section.name}] {field.name}" for field in dataclasses.fields(before)
                     if getattr(before, field.name) != getattr(after, field.name)]
     return changed
 
