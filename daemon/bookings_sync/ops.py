@@ -100,8 +100,8 @@ def print_status(status: dict, out=sys.stdout) -> None:
          f"went first)" if budget["waiting_for_reset"] else ""))
     held = status.get("held", 0)
     p(f"pending actions:  {len(status['pending'])}"
-      + (f" ({held} held by the mass-cancel guard: `bookings-sync retry` or "
-         f"`--run-once --allow-mass-cancel` to send)" if held else ""))
+      + (f" ({held} held by the mass-cancel or mass-book guard: `bookings-sync retry` or "
+         f"`--run-once --allow-mass-cancel` / `--allow-mass-book` to send)" if held else ""))
     for row in status["pending"]:
         a = Action.from_row(row)
         extra = f", last error: {a.last_error}" if a.last_error else ""

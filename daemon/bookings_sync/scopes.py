@@ -32,13 +32,13 @@ from typing import Iterable
 
 from bookings_sync.config import BookConfig, SyncConfig
 from bookings_sync.engine.model import OnBooked, OnDelete, OnRefused
+from bookings_sync.zoho.bookings import SCOPE as BOOKINGS
 
 _CRM_DOCS = "https://www.zoho.com/crm/developer/docs/api/v8"
 
 EVENTS_READ = "ZohoCRM.modules.events.READ"
 EVENTS_UPDATE = "ZohoCRM.modules.events.UPDATE"
 FIELDS_READ = "ZohoCRM.settings.fields.READ"
-BOOKINGS = "zohobookings.data.CREATE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _book_from_crm(book) -> list[Scope]:
         Scope("ZohoCRM.modules.leads.READ",
               "booking from CRM: read the meeting's lead (name, email, phone)",
               f"{_CRM_DOCS}/get-records.html"),
-        Scope("ZohoCRM.modules.events.UPDATE",
+        Scope(EVENTS_UPDATE,
               "booking from CRM: tell staff the result and clear the trigger on the request "
               "meeting; link it to the booking when Zoho makes no meeting (PUT Events)",
               f"{_CRM_DOCS}/update-records.html"),

@@ -192,7 +192,7 @@ def status_line(report: CycleReport) -> str:
             f"{done} acted, {s['crm_calls']} CRM + {s['bookings_calls']} Bookings calls, "
             f"{s['duration_ms']} ms")
     if report.held:
-        text += f"; {report.held} cancels HELD by the mass-cancel guard"
+        text += f"; {report.held} actions HELD by the mass-cancel or mass-book guard"
     if report.error:
         text += f"; error: {report.error}"
     return text

@@ -33,7 +33,7 @@ import dataclasses
 import datetime as dt
 import email.utils
 import time
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import structlog
 
@@ -175,9 +175,10 @@ class CrmClient:
             params = dict(base, **({"page_token": token} if token else {"page": page}))
             reply, info = self._list(url, params, since)
             records = [r for r in reply.records if isinstance(r, dict)]   # others: adapter's
-            stamps = [s for s in (_stamp(r, keyset_field) for r in records) if s] \
-                if keyset_field else []
-            rewind_to = shifts.rewind_to(records) if stamps else None
+            # The keyset step needs only the first and last stamps (the engine parses the rest).
+            first = _first_stamp(records, keyset_field)
+            last = _first_stamp(reversed(records), keyset_field)
+            rewind_to = shifts.rewind_to(records) if first is not None else None
             bounds.after_page(records)
             yield reply
             if rewind_to is not None:
@@ -196,7 +197,6 @@ class CrmClient:
                 return
             if not info.get("more_records"):
                 return
-            first, last = (stamps[0], stamps[-1]) if stamps else (None, None)
             if first is not None and first < last and last <= _trusted_limit(reply) and (
                     since is None or last - dt.timedelta(seconds=1) > since):
                 # Keyset step, immune to shifts: restart just before the last second seen.
@@ -215,6 +215,15 @@ class CrmClient:
                     raise ZohoPayloadError(f"GET {what}: more_records without next_page_token "
                                            f"past {MAX_OFFSET_RECORDS} records")
                 bounds.new_page_token(str(token))
+
+
+def _first_stamp(records: Iterable[dict], keyset_field: str | None) -> dt.datetime | None:
+    if keyset_field:
+        for record in records:
+            value = _stamp(record, keyset_field)
+            if value is not None:
+                return value
+    return None
 
 
 class _ShiftWatch:

@@ -29,7 +29,7 @@ from urllib3.filepost import encode_multipart_formdata
 from .auth import TokenProvider
 from .errors import (ZohoApiError, ZohoAuthError, ZohoError, ZohoPayloadError, ZohoUnreachable,
                      ZohoUnreadable)
-from .transport import MAX_REPLY_BYTES, ZohoRetry, make_session, send, set_service
+from .transport import MAX_REPLY_BYTES, ZohoRetry, make_session, send
 
 _TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.I | re.S)
 
@@ -76,11 +76,11 @@ class ZohoHttp:
             url = f"{url}?{urlencode(params)}"
         if content_type:
             headers = {**(headers or {}), "Content-Type": content_type}
-        token = self._token()
+        token = self.tokens.token()
         response = self._send(service, method, url, token, body, json, headers)
         if _token_rejected(service, response):
             self.tokens.invalidate(token)
-            token = self._token()
+            token = self.tokens.token()
             response = self._send(service, method, url, token, body, json, headers)
             if _token_rejected(service, response):
                 raise ZohoAuthError(
@@ -89,13 +89,6 @@ class ZohoHttp:
                     code=_code(response) or "INVALID_TOKEN", status_code=401)
         _raise_for_status(service, method, url, response)
         return response
-
-    def _token(self) -> str:
-        set_service("accounts")
-        try:
-            return self.tokens.token()
-        finally:
-            set_service(None)
 
     def _send(self, service, method, url, token, body, json, headers) -> requests.Response:
         with self._lock:
