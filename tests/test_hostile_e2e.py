@@ -150,6 +150,19 @@ def test_junk_in_the_deleted_list_is_named_and_the_real_deletion_still_cancels(s
     assert sb.appointment(booking_id)["status"] == "cancel"
 
 
+def test_a_deleted_entry_naming_a_meeting_with_a_leading_zero_cancels_nothing(sb, config):
+    # "0" + an id is the same number, never the same record: Zoho's ids have no leading zero.
+    meeting_id, booking_id = sb.book(start=future(3))
+    baseline(config, sb)
+    sb.inject("/Events/deleted", "junk_items", items=[{"id": "0" + meeting_id}])
+    result = run_once(config)
+    assert result.code == 1
+    [line] = result.event("crm.bad_record")
+    assert "no numeric id" in line["reason"]
+    assert bookings_calls(sb) == {}
+    assert sb.appointment(booking_id)["status"] != "cancel"
+
+
 def test_a_meeting_id_sent_as_a_json_number_is_a_bad_record_not_another_meetings_key(sb, config):
     (bad, _), (other, other_booking) = sb.book(start=future(3)), sb.book(start=future(4))
     baseline(config, sb)

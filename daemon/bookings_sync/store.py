@@ -88,9 +88,17 @@ def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
     write_atomically(path, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=mode)
 
 
+def is_crm_id(value) -> bool:
+    """Zoho's record ids are ASCII digit strings without a leading zero ("4876876000000412345").
+    Anything else could name a record of ours without being it ("0" + an id is the same number,
+    so the same doc id): such a value is never a key."""
+    return (isinstance(value, str) and value.isascii() and value.isdigit()
+            and not value.startswith("0"))
+
+
 def meeting_doc_id(meeting_id: str) -> int:
-    """CRM record ids are numeric strings ("4876876000000412345"); they are our doc ids."""
-    if not isinstance(meeting_id, str) or not meeting_id.isdigit():
+    """CRM record ids are numeric strings (:func:`is_crm_id`); they are our doc ids."""
+    if not is_crm_id(meeting_id):
         raise ValueError(f"CRM record id {meeting_id!r} is not a numeric string")
     return int(meeting_id)
 

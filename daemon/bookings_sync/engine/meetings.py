@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from bookings_sync.store import is_crm_id
 from bookings_sync.zoho.timefmt import TimeFormatError, parse_crm_datetime
 
 from .model import BookRequest, DeletedMeeting, MeetingRecord, Note
@@ -65,7 +66,7 @@ class MeetingFields:
         meeting_id = raw.get("id")
         # Zoho's ids are digit strings; a number (or anything else) is a broken record, never a
         # key that could collide with another meeting's.
-        if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
+        if not is_crm_id(meeting_id):
             raise RecordError(f"CRM meeting with id {_short(meeting_id)}: id is not a numeric "
                               f"string")
         booking_id = raw.get(self.booking_id)
@@ -158,7 +159,7 @@ def read_deleted(raws: Iterable) -> tuple[list[DeletedMeeting], list[Note]]:
     deleted, notes = [], []
     for raw in raws:
         meeting_id = raw.get("id") if isinstance(raw, dict) else None
-        if not (isinstance(meeting_id, str) and meeting_id.isascii() and meeting_id.isdigit()):
+        if not is_crm_id(meeting_id):
             notes.append(Note("error", "crm.bad_record", {
                 "reason": f"deleted-records entry {_short(raw)}: no numeric id"}))
             continue
