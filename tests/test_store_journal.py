@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bookings_sync import store_journal
+from bookings_sync import atomic, store_journal
 from bookings_sync.store import SnapshotStore, StateCorrupt, StateUnwritable
 from store_workload import Model, mid, snapshot, step
 
@@ -172,10 +172,10 @@ def test_a_failed_append_leaves_no_half_record_and_the_commit_can_be_retried(tmp
     with SnapshotStore.open(tmp_path) as store:
         step(store, 4)
         full = OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(store_journal, "os", DyingOS(die_at=1, error=full, only="pwrite"))
+        patch_os(monkeypatch, DyingOS(die_at=1, error=full, only="pwrite"))
         with pytest.raises(StateUnwritable, match="No space left"):
             store.commit()
-        monkeypatch.setattr(store_journal, "os", os)
+        patch_os(monkeypatch, os)
         assert store.commit() is True                     # the same changes, whole this time
     with capture_logs() as logs:
         assert load(tmp_path) == Model().at(4)
@@ -208,6 +208,12 @@ def test_kill_9_at_random_moments_loses_no_committed_change(tmp_path):
 
 
 # -- compaction crash points -----------------------------------------------------------------
+
+def patch_os(monkeypatch, fake) -> None:
+    """The store's system calls, as the journal and its atomic writes make them."""
+    monkeypatch.setattr(store_journal, "os", fake)
+    monkeypatch.setattr(atomic, "os", fake)
+
 
 class Crash(BaseException):
     """The process died here (BaseException: no handler in the store may swallow it)."""
@@ -257,7 +263,7 @@ def test_a_crash_between_any_two_system_calls_of_commits_and_compactions_loses_n
         acked = 5
         dying = DyingOS(die_at)
         store = SnapshotStore.open(state)
-        monkeypatch.setattr(store_journal, "os", dying)
+        patch_os(monkeypatch, dying)
         try:
             for k in range(6, 14):
                 step(store, k)
@@ -266,7 +272,7 @@ def test_a_crash_between_any_two_system_calls_of_commits_and_compactions_loses_n
         except Crash:
             pass
         finally:
-            monkeypatch.setattr(store_journal, "os", os)
+            patch_os(monkeypatch, os)
             compactions = store.storage.compactions
             store.close()                      # what the kernel does for a dead process
         model = Model()

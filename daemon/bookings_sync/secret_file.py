@@ -20,6 +20,8 @@ import codecs
 import os
 from pathlib import Path
 
+from bookings_sync.atomic import write_atomically
+
 # A secret is a few hundred bytes; anything this big is the wrong file.
 MAX_BYTES = 64 * 1024
 
@@ -65,30 +67,6 @@ def read_secret(file: Path, name: str) -> tuple[str, int]:
 
 
 def write_private(file: Path, data: bytes) -> None:
-    """Replace ``file`` with ``data`` atomically, mode 0600 from the first byte: a reader sees
-    the old content or the new, never a part, and no other user can open it in between. The
-    temporary file is created exclusively (a link planted under its name is not followed).
-    Raises OSError; leaves no temporary file behind."""
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)         # left by a crashed earlier run of this pid
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)            # whatever the umask did
-        os.replace(tmp, file)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:                                # the rename itself survives a crash too
-        dir_fd = os.open(file.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    """Replace ``file`` with ``data`` atomically, mode 0600 from the first byte
+    (:func:`bookings_sync.atomic.write_atomically`). Raises OSError."""
+    write_atomically(file, data, mode=0o600)

@@ -41,8 +41,8 @@ from typing import Any, Iterable, Iterator
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from bookings_sync.store_journal import (JOURNAL_FILE, STATE_FILE, JournalStorage, StateCorrupt,
-                                         write_atomically)
+from bookings_sync.atomic import write_atomically
+from bookings_sync.store_journal import JOURNAL_FILE, STATE_FILE, JournalStorage, StateCorrupt
 
 __all__ = ["SnapshotStore", "StateLocked", "StateCorrupt", "atomic_write_json", "STATE_FILE",
            "JOURNAL_FILE", "LAST_CYCLE_FILE", "LOCK_FILE", "FORMAT_VERSION", "stamp", "parse_stamp",

@@ -60,6 +60,8 @@ from typing import Any, Iterable, Iterator
 import structlog
 from tinydb.storages import Storage
 
+from bookings_sync.atomic import write_all, write_atomically
+
 log = structlog.get_logger("bookings_sync.store")
 
 STATE_FILE = "state.json"
@@ -73,47 +75,6 @@ _JOURNAL_MAGIC = "bookings-sync"
 
 class StateCorrupt(Exception):
     """The state file exists but cannot be read (hand-edited, wrong program, disk fault)."""
-
-
-def write_atomically(path: Path, payload: bytes | Iterable[bytes], *, mode: int = 0o600) -> int:
-    """Replace ``path`` with ``payload`` (bytes, or chunks of them) so that readers and crashes
-    see old or new, never half. Returns the bytes written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    size = 0
-    try:
-        try:
-            for chunk in [payload] if isinstance(payload, bytes) else payload:
-                _write_all(fd, chunk, size)
-                size += len(chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass   # the original error is the one to report
-        raise
-    _fsync_dir(path.parent)   # make the rename itself durable
-    return size
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        done = os.pwrite(fd, view, offset)
-        view, offset = view[done:], offset + done
-
-
-def _fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _line(obj: Any) -> bytes:
@@ -346,7 +307,7 @@ class JournalStorage(Storage):
             self._open_journal()
         end = self._journal_end
         try:
-            _write_all(self._fd, line, end)
+            write_all(self._fd, line, end)
             os.fdatasync(self._fd)
         except BaseException:
             # A half-written record must not stay in front of the next one.
