@@ -161,7 +161,9 @@ def test_sigterm_while_waiting_for_zoho_stops_at_once(tmp_path):
     # request would take seconds. Before READY=1 nothing is under way, so SIGTERM stops now.
     with NotifySocket(tmp_path / "notify.sock") as notify, \
             Daemon(config, tmp_path / "daemon.log", notify=notify) as daemon:
-        time.sleep(1.0)
+        # Inside the first token request, retrying the refused connection (a fixed sleep was
+        # not enough on a loaded machine: the signal came before the handlers were installed).
+        assert wait_for(lambda: daemon.events("zoho.retry"), 20), daemon.events()
         assert daemon.proc.poll() is None
         stopped = time.monotonic()
         assert daemon.stop() == 0
