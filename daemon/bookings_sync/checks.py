@@ -213,9 +213,8 @@ def check_crm(checks: Checklist, config: config_mod.Config, zoho: ZohoConnection
     book = config.book
     for key, field in (("[crm] booking_id_field", config.crm.booking_id_field),
                        ("[crm] status_field", config.crm.status_field),
-                       *((f"[book] {key}", getattr(book, key)) for key in (
-                           "trigger_field", "service_field", "staff_field", "time_zone_field",
-                           "result_field") if book.enabled)):
+                       *((f"[book] {key}", getattr(book, key)) for key in book.FIELD_KEYS
+                         if book.enabled)):
         if not field:
             continue
         if field in names:

@@ -236,14 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
 
 
-# What zoho.http.make_session trusts for HTTPS, in its order: the first one set wins.
-CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
 def check_ca_bundle() -> None:
     """A CA bundle named in the environment must exist and be readable, or every request would
     fail later with an error that does not name the variable. A directory of certificates (as
     for ``c_rehash``) is accepted as requests accepts it."""
+    from bookings_sync.zoho.transport import CA_BUNDLE_ENV     # (requests: only when needed)
     name = next((name for name in CA_BUNDLE_ENV if os.environ.get(name)), None)
     if name is None:
         return

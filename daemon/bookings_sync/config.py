@@ -29,7 +29,7 @@ import re
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 import pytz
@@ -149,6 +149,9 @@ class BookConfig:
     result_field: str = ""           # "" = not written
     on_booked: OnBooked = OnBooked.DELETE   # the request meeting, once Zoho's appears
     max_per_cycle: int = 20
+    # The keys that name a Meetings field (config reads them as names; check proves they exist).
+    FIELD_KEYS: ClassVar[tuple[str, ...]] = ("trigger_field", "service_field", "staff_field",
+                                             "time_zone_field", "result_field")
 
     @property
     def enabled(self) -> bool:
@@ -403,9 +406,7 @@ def _build(path: Path, raw: dict, *, check_state_dir: bool, need_secrets: bool =
 
 def _book(reader: _Reader) -> BookConfig:
     defaults = BookConfig()
-    fields = {key: reader.string(key, getattr(defaults, key))
-              for key in ("trigger_field", "service_field", "staff_field", "time_zone_field",
-                          "result_field")}
+    fields = {key: reader.string(key, getattr(defaults, key)) for key in BookConfig.FIELD_KEYS}
     book = BookConfig(
         **fields,
         default_time_zone=_time_zone(reader, "default_time_zone", defaults.default_time_zone),

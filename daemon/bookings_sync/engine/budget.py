@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import pytz
+from bookings_sync.zoho.timefmt import to_zone, zone
 
 CALLS_PER_ACTION = 2
 WARN_SHARE = 0.8
@@ -81,9 +81,9 @@ class Budget:
 
     def resets_at(self) -> dt.datetime:
         """The next midnight in the org's time zone, as an aware UTC instant."""
-        zone = pytz.timezone(self.settings.time_zone)
         midnight = dt.datetime.combine(self.day + dt.timedelta(days=1), dt.time())
-        return zone.localize(midnight, is_dst=False).astimezone(dt.timezone.utc)
+        return zone(self.settings.time_zone).localize(midnight, is_dst=False) \
+            .astimezone(dt.timezone.utc)
 
     def to_meta(self) -> dict:
         return {"bookings_day": self.day.isoformat(), "bookings_calls": self.used,
@@ -95,5 +95,4 @@ class Budget:
 
 
 def zoho_day(now: dt.datetime, time_zone: str) -> dt.date:
-    zone = pytz.timezone(time_zone)
-    return zone.normalize(now.astimezone(zone)).date()
+    return to_zone(now, time_zone).date()

@@ -143,6 +143,10 @@ def _error_kind(error: Exception | None) -> str:
     return type(error).__name__ if error else "unknown"
 
 
+# The CA bundle to trust for HTTPS, as requests reads it: the first of these that is set wins.
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def make_session(retries: int = 4, backoff_factor: float = 0.5, backoff_max: float = 60.0,
                  on_retry: Callable[[str], None] | None = None,
                  retry_after_limit: float = 60.0) -> requests.Session:
@@ -158,8 +162,8 @@ def make_session(retries: int = 4, backoff_factor: float = 0.5, backoff_max: flo
     # third of the client's CPU in a 10,000-action cycle). Read proxy and CA settings once.
     session.proxies.update({k: v for k, v in urllib.request.getproxies().items()
                             if k in ("http", "https")})
-    session.verify = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                      or True)
+    session.verify = next((os.environ[name] for name in CA_BUNDLE_ENV if os.environ.get(name)),
+                          True)
     session.trust_env = False
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
     session.mount("http://", adapter)
